@@ -42,7 +42,9 @@ def to_container(cfg: Any) -> Any:
     return cfg
 
 
-def load_config(paths: str | Path | Iterable[str | Path], overrides: Iterable[str] = ()) -> DictConfig:
+def load_config(
+    paths: str | Path | Iterable[str | Path], overrides: Iterable[str] = ()
+) -> DictConfig:
     """Load and merge YAML files left to right, then apply `key.sub=value` dotlist overrides."""
     if isinstance(paths, str | Path):
         paths = [paths]
@@ -162,7 +164,9 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-def validate_kwargs(fn: Any, kwargs: Mapping[str, Any], where: str, name: str | None = None) -> None:
+def validate_kwargs(
+    fn: Any, kwargs: Mapping[str, Any], where: str, name: str | None = None
+) -> None:
     """Fail with one line if `kwargs` has a key `fn` does not accept, or a value of the wrong type.
 
     Required arguments that are missing are reported the same way.
@@ -183,6 +187,5 @@ def validate_kwargs(fn: Any, kwargs: Mapping[str, Any], where: str, name: str | 
     for k, v in kwargs.items():
         hint = hints.get(k)
         if hint is not None and not _type_ok(v, hint):
-            raise ConfigError(
-                f"{where}.{k}: expected {_type_name(hint)} for {name}, got {type(v).__name__} {v!r:.60}"
-            )
+            got = f"{type(v).__name__} {v!r:.60}"
+            raise ConfigError(f"{where}.{k}: expected {_type_name(hint)} for {name}, got {got}")

@@ -174,7 +174,9 @@ class Decoder(nn.Module):
         block_in = ch * ch_mult[-1]
         curr_res = resolution // 2 ** (self.num_resolutions - 1)
         self.z_shape = (1, z_channels, curr_res, curr_res)
-        logger.debug("Decoder: z of shape %s = %d dimensions", self.z_shape, z_channels * curr_res**2)
+        logger.debug(
+            "Decoder: z of shape %s = %d dimensions", self.z_shape, z_channels * curr_res**2
+        )
 
         self.conv_in = nn.Conv2d(z_channels, block_in, kernel_size=3, stride=1, padding=1)
 

@@ -79,6 +79,16 @@ def _make_stub(qualified: str) -> type:
     return _Stub
 
 
+_TRUST_HINT = "If you trust this file, load it with unsafe=True (CLI: --unsafe)."
+
+
+def _refused(path: Path, error: Exception) -> UnsafeCheckpointError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return UnsafeCheckpointError(
+        f"{path}: refused by the restricted unpickler ({reason}). {_TRUST_HINT}"
+    )
+
+
 def _load_pickle(path: Path, unsafe: bool) -> Any:
     if unsafe:
         logger.warning("loading %s with weights_only=False (unsafe=True): code in it may run", path)
@@ -89,28 +99,18 @@ def _load_pickle(path: Path, unsafe: bool) -> Any:
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
         except Exception:  # legacy (non-zip) format: no listing available
-            names = None
-        if names is None:
-            raise UnsafeCheckpointError(
-                f"{path}: refused by the restricted unpickler ({str(first_error).splitlines()[0]}). "
-                "If you trust this file, load it with unsafe=True (CLI: --unsafe)."
-            ) from first_error
-        dangerous = [n for n in names if not n.startswith(_STUBBABLE_PREFIXES)]
+            raise _refused(path, first_error) from first_error
+        dangerous = sorted(n for n in names if not n.startswith(_STUBBABLE_PREFIXES))
         if dangerous:
             raise UnsafeCheckpointError(
-                f"{path}: refused, it references {', '.join(sorted(dangerous))}, which could run "
-                "arbitrary code when unpickled. If you trust this file, load it with unsafe=True "
-                "(CLI: --unsafe), or convert it once with `taming convert --unsafe`."
+                f"{path}: refused, it references {', '.join(dangerous)}, which could run "
+                f"arbitrary code when unpickled. {_TRUST_HINT}"
             ) from None
-        stubs = [_make_stub(n) for n in names]
-        with torch.serialization.safe_globals(stubs):
+        with torch.serialization.safe_globals([_make_stub(n) for n in names]):
             try:
                 return torch.load(path, map_location="cpu", weights_only=True)
             except pickle.UnpicklingError as e:
-                raise UnsafeCheckpointError(
-                    f"{path}: refused by the restricted unpickler ({str(e).splitlines()[0]}). "
-                    "If you trust this file, load it with unsafe=True (CLI: --unsafe)."
-                ) from e
+                raise _refused(path, e) from e
 
 
 def read_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:
@@ -224,6 +224,4 @@ def load_state_dict_strict(
             parts.append(f"missing keys ({len(missing)}): " + ", ".join(missing[:20]))
         if unexpected:
             parts.append(f"unexpected keys ({len(unexpected)}): " + ", ".join(unexpected[:20]))
-        raise CheckpointError(
-            f"{source} does not fit {type(module).__name__}: " + "; ".join(parts)
-        )
+        raise CheckpointError(f"{source} does not fit {type(module).__name__}: " + "; ".join(parts))

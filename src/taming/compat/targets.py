@@ -12,7 +12,9 @@ LEGACY_TARGETS: dict[str, str] = {
     "taming.models.vqgan.VQModel": "taming.autoencoder.vqmodel.VQModel",
     "taming.models.vqgan.GumbelVQ": "taming.autoencoder.vqmodel.GumbelVQ",
     "taming.models.vqgan.EMAVQ": "taming.autoencoder.vqmodel.EMAVQ",
-    "taming.models.vqgan.VQSegmentationModel": "taming.autoencoder.segmentation.VQSegmentationModel",
+    "taming.models.vqgan.VQSegmentationModel": (
+        "taming.autoencoder.segmentation.VQSegmentationModel"
+    ),
     "taming.modules.diffusionmodules.model.Encoder": "taming.autoencoder.encoder_decoder.Encoder",
     "taming.modules.diffusionmodules.model.Decoder": "taming.autoencoder.encoder_decoder.Decoder",
     # quantizers

@@ -1,0 +1,1 @@
+"""Compatibility namespace mirroring the original `taming.models` package."""

@@ -62,7 +62,9 @@ class RemapMixin:
         new = match.int().argmax(-1)
         unknown = match.sum(2) < 1
         if self.unknown_index == "random":
-            new[unknown] = torch.randint(0, self.re_embed, size=new[unknown].shape, device=new.device)
+            new[unknown] = torch.randint(
+                0, self.re_embed, size=new[unknown].shape, device=new.device
+            )
         else:
             new[unknown] = self.unknown_index
         return new.reshape(ishape)

@@ -107,4 +107,3 @@ class GumbelQuantize(RemapMixin, nn.Module):
         if self.remap is not None:
             indices = self.unmap_to_all(indices)
         return rearrange(self.embed(indices), "b h w d -> b d h w").contiguous()
-

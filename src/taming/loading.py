@@ -1,0 +1,138 @@
+"""`taming.load`: a model from a config, a run folder or an original release folder.
+
+Accepted layouts (the first match wins):
+
+- a YAML file (`model:` section or a bare `{target, params}`), with an optional `ckpt_path`;
+- an original run or release folder: `configs/*-project.yaml` (merged in sorted order) or
+  `configs/*.yaml`, with `checkpoints/last.ckpt` or `ckpts/last.ckpt`;
+- a folder holding `config.yaml` and `model.ckpt` / `model.safetensors` / `last.ckpt`.
+
+Checkpoints are read safely (see `taming.compat.checkpoint`), filtered by rule and loaded
+strictly. When a checkpoint is given, `ckpt_path` entries nested in the config (first or cond
+stage weights) are not read: the checkpoint holds those weights too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from taming.compat.checkpoint import (
+    CheckpointError,
+    filter_state_dict,
+    load_state_dict_strict,
+    read_checkpoint,
+)
+from taming.config import ConfigError, instantiate_from_config, load_config
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["find_run_files", "load", "load_model_state"]
+
+_CKPT_CANDIDATES = (
+    "checkpoints/last.ckpt",
+    "ckpts/last.ckpt",
+    "model.safetensors",
+    "model.ckpt",
+    "last.ckpt",
+)
+
+
+def find_run_files(path: str | Path) -> tuple[list[Path], Path | None]:
+    """Config files and checkpoint of a run/release folder (or of a single config file)."""
+    path = Path(path)
+    if path.is_file():
+        return [path], None
+    if not path.is_dir():
+        raise ConfigError(f"no such config file or run folder: {path}")
+    cfg_dir = path / "configs"
+    configs = sorted(cfg_dir.glob("*-project.yaml")) if cfg_dir.is_dir() else []
+    if not configs and cfg_dir.is_dir():
+        configs = sorted(
+            p for p in cfg_dir.glob("*.yaml") if not p.name.endswith("-lightning.yaml")
+        )
+    if not configs:
+        configs = [p for p in (path / "config.yaml", path / "model.yaml") if p.is_file()]
+    if not configs:
+        raise ConfigError(
+            f"{path}: no config found (looked for configs/*-project.yaml, configs/*.yaml, "
+            "config.yaml, model.yaml)"
+        )
+    ckpt = next((path / c for c in _CKPT_CANDIDATES if (path / c).is_file()), None)
+    return configs, ckpt
+
+
+def _drop_nested_ckpt_paths(node: Any) -> None:
+    if isinstance(node, DictConfig):
+        for key in list(node.keys()):
+            if key == "ckpt_path":
+                node[key] = None
+            else:
+                _drop_nested_ckpt_paths(node[key])
+
+
+def load_model_state(
+    model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
+) -> None:
+    """Load an original-layout (or our Lightning, `model.`-prefixed) state dict strictly."""
+    if state_dict and all(k.startswith("model.") for k in state_dict):
+        state_dict = filter_state_dict(state_dict, prefix="model.")
+    if hasattr(model, "load_checkpoint_state"):
+        model.load_checkpoint_state(state_dict, source=source)
+    else:
+        load_state_dict_strict(model, state_dict, source=source)
+
+
+def load(
+    config_path_or_run_dir: str | Path,
+    ckpt_path: str | Path | None = None,
+    *,
+    with_loss: bool = False,
+    unsafe: bool = False,
+    overrides: list[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """Build a model from a config or run folder and load its weights; returns it in eval mode.
+
+    Args:
+        config_path_or_run_dir: YAML file, run folder, or original release folder.
+        ckpt_path: checkpoint to load (default: the folder's own checkpoint, if any).
+        with_loss: also build the training loss (`model.init_loss()`) and load its `loss.*`
+            weights; needs the LPIPS weights when the loss is perceptual.
+        unsafe: allow pickles that may run code (only for files you trust).
+        overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
+        device: where to put the model.
+    """
+    configs, found_ckpt = find_run_files(config_path_or_run_dir)
+    ckpt = Path(ckpt_path) if ckpt_path is not None else found_ckpt
+    cfg = load_config(configs, overrides or [])
+    model_cfg = cfg.get("model", cfg)
+    if "target" not in model_cfg:
+        raise ConfigError(f"{configs[0]}: no 'model.target' in the config")
+    if ckpt is not None:
+        model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
+        _drop_nested_ckpt_paths(model_cfg.get("params"))
+    model = instantiate_from_config(model_cfg, where="model")
+    if with_loss:
+        if not hasattr(model, "init_loss"):
+            raise ConfigError(f"{type(model).__name__} has no training loss to build")
+        model.init_loss()
+    if ckpt is not None:
+        if not ckpt.is_file():
+            raise CheckpointError(f"checkpoint not found: {ckpt}")
+        content = read_checkpoint(ckpt, unsafe=unsafe)
+        step = content.get("global_step")
+        load_model_state(model, content["state_dict"], source=str(ckpt))
+        logger.info(
+            "loaded %s from %s%s",
+            type(model).__name__,
+            ckpt,
+            f" (global step {step})" if step is not None else "",
+        )
+    return model.to(device).eval()
