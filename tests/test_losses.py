@@ -213,7 +213,13 @@ def test_generator_loss_matches_fixture_given_d_weight(fx, fixture_loss, tag, st
 
 @needs_fixture
 def test_adaptive_weight_matches_fixture(fx, fixture_loss):
-    """Full generator step incl. d_weight, with the first stage assembled from its modules."""
+    """Full generator step incl. d_weight, with the first stage assembled from its modules.
+
+    The references were computed single-threaded. d_weight is a ratio of gradient norms whose
+    fp32 value moves by ~1.3e-5 (relative) with the CPU thread count (conv weight-gradient
+    reduction order; float64 gives 11.136658, the 1-thread fp32 value is 11.136512), so the
+    exact check runs with one thread.
+    """
     enc_dec = pytest.importorskip("taming.autoencoder.encoder_decoder")
     vq = pytest.importorskip("taming.quantize.vq")
     sd, inputs, expected, cfg = fx
@@ -227,16 +233,19 @@ def test_adaptive_weight_matches_fixture(fx, fixture_loss):
     parts.post_quant_conv = nn.Conv2d(p["embed_dim"], dd["z_channels"], 1)
     parts.load_state_dict({k: v for k, v in sd.items() if not k.startswith("loss.")}, strict=True)
     parts.eval()
-    quant, qloss, _ = parts.quantize(parts.quant_conv(parts.encoder(inputs["x"])))
-    xrec = parts.decoder(parts.post_quant_conv(quant))
-    torch.testing.assert_close(xrec, expected["forward_dec"], **TOL)
-    last = parts.decoder.conv_out.weight
-    for tag, step in (("loss_gen_step0", 0), ("loss_gen_stepdisc", 10000)):
-        loss, log = fixture_loss(qloss, inputs["x"], xrec, 0, global_step=step, last_layer=last)
-        torch.testing.assert_close(
-            log["train/d_weight"], expected[f"{tag}/d_weight"], atol=1e-4, rtol=1e-4
-        )
-        torch.testing.assert_close(loss, expected[tag], atol=1e-4, rtol=1e-4)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        quant, qloss, _ = parts.quantize(parts.quant_conv(parts.encoder(inputs["x"])))
+        xrec = parts.decoder(parts.post_quant_conv(quant))
+        torch.testing.assert_close(xrec, expected["forward_dec"], **TOL)
+        last = parts.decoder.conv_out.weight
+        for tag, step in (("loss_gen_step0", 0), ("loss_gen_stepdisc", 10000)):
+            loss, log = fixture_loss(qloss, inputs["x"], xrec, 0, global_step=step, last_layer=last)
+            torch.testing.assert_close(log["train/d_weight"], expected[f"{tag}/d_weight"], **TOL)
+            torch.testing.assert_close(loss, expected[tag], **TOL)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @needs_fixture
@@ -372,9 +381,12 @@ def test_torchvision_name_hash_is_verified(tmp_path, vgg_features, monkeypatch):
     digest = hashlib.sha256(bad.read_bytes()).hexdigest()
     good = tmp_path / f"vgg16-{digest[:8]}.pth"
     bad.rename(good)
-    W.verify_sha256_prefix(good)
+    W.resolve_vgg16_weights(good)  # other names are not checked
+    W.verify_sha256_prefix(good, digest[:8])
     monkeypatch.setattr(W.hashlib, "sha256", None)  # a second check must not re-hash
-    W.verify_sha256_prefix(good)
+    W.verify_sha256_prefix(good, digest[:8])
+    with pytest.raises(WeightsChecksumError):
+        W.verify_sha256_prefix(good, "397923af")
 
 
 def test_lookup_order_prefers_taming_home(no_weights_anywhere, vgg_features):

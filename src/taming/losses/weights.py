@@ -21,9 +21,10 @@ LPIPS linear heads
     4. an installed `lpips` package: `<lpips>/weights/v0.1/vgg.pth`;
     5. torchmetrics' bundled copy: `<torchmetrics>/functional/image/lpips_models/vgg.pth`.
 
-A file named `vgg16-397923af.pth` must have a sha256 starting with `397923af` (torchvision's
-naming convention); the check runs once per file per process. If nothing is found a
-`WeightsNotFoundError` lists every place looked, the download URL and where to put the file.
+A file named `vgg16-397923af.pth` (wherever found, explicit paths included) must have a sha256
+starting with `397923af` (torchvision's naming convention); the check runs once per file per
+process; other names are not checked. If nothing is found, a `WeightsNotFoundError` lists
+every place looked, the download URL and where to put the file.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "LPIPS_LIN_FILENAMES",
     "LPIPS_LIN_URL",
     "VGG16_FILENAMES",
+    "VGG16_SHA256_PREFIX",
     "VGG16_URL",
     "WeightsChecksumError",
     "WeightsNotFoundError",
@@ -59,6 +61,7 @@ __all__ = [
 
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"
 VGG16_FILENAMES = ("vgg16-397923af.pth", "vgg16.safetensors")
+VGG16_SHA256_PREFIX = "397923af"
 # Where the original project downloaded its LPIPS heads from (for the error message only).
 LPIPS_LIN_URL = "https://heibox.uni-heidelberg.de/f/607503859c864bc1b30b/?dl=1"
 LPIPS_LIN_FILENAMES = ("lpips/vgg.pth", "vgg_lpips.pth")
@@ -68,7 +71,6 @@ ORIGINAL_LPIPS_PATH = Path("taming/modules/autoencoder/lpips/vgg.pth")
 VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 LPIPS_LIN_KEYS = tuple(f"lin{k}.model.1.weight" for k in range(5))
 
-_HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,})\.[A-Za-z]+$")
 _SHA256_CACHE: dict[tuple[str, int, int], str] = {}
 
 
@@ -155,23 +157,19 @@ def _sha256(path: Path) -> str:
     return digest
 
 
-def verify_sha256_prefix(path: str | os.PathLike) -> None:
-    """Check a torchvision-style `name-<sha256 prefix>.ext` file against its content.
+def verify_sha256_prefix(path: str | os.PathLike, prefix: str) -> None:
+    """Check that a file's sha256 starts with `prefix` (torchvision's `name-<prefix>.pth`).
 
-    Files without such a hash in their name are not checked. The digest is cached per
-    (path, size, mtime) for the life of the process.
+    The digest is cached per (path, size, mtime) for the life of the process.
 
     Raises:
-        WeightsChecksumError: the content does not match the hash in the name.
+        WeightsChecksumError: the content does not match.
     """
     path = Path(path)
-    m = _HASH_IN_NAME.search(path.name)
-    if m is None:
-        return
     digest = _sha256(path)
-    if not digest.startswith(m.group(1)):
+    if not digest.startswith(prefix):
         raise WeightsChecksumError(
-            f"{path}: sha256 {digest[:16]}... does not start with {m.group(1)} as its name "
+            f"{path}: sha256 {digest[:16]}... does not start with {prefix} as its name "
             f"promises; the file is corrupt or not the expected one. Delete it and download "
             f"it again from {VGG16_URL}."
         )
@@ -192,7 +190,8 @@ def resolve_vgg16_weights(path: str | os.PathLike | None = None) -> Path:
     for p, where in candidates:
         if p.is_file():
             logger.debug("VGG16 weights: %s (%s)", p, where)
-            verify_sha256_prefix(p)
+            if p.name == VGG16_FILENAMES[0]:
+                verify_sha256_prefix(p, VGG16_SHA256_PREFIX)
             return p
     target = taming_home() / VGG16_FILENAMES[0]
     if path is not None:
