@@ -21,8 +21,16 @@ def Normalize(in_channels: int) -> nn.GroupNorm:
 
 
 def nonlinearity(x: torch.Tensor) -> torch.Tensor:
-    """Swish, x * sigmoid(x) (the fused SiLU kernel; equal up to the last ulp)."""
-    return F.silu(x)
+    """Swish, computed literally as x * sigmoid(x).
+
+    NOTE: the fused `F.silu` kernel differs from the original in the last ulp, and the
+    adaptive GAN weight (a ratio of gradient norms through ReLU/max-pool networks) amplifies
+    such differences past 1e-5, so the original's arithmetic is kept. Without autograd the
+    product is written into the sigmoid's buffer (no extra allocation, same values).
+    """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return x * torch.sigmoid(x)
+    return torch.sigmoid(x).mul_(x)
 
 
 class Upsample(nn.Module):

@@ -108,7 +108,7 @@ class EMAVectorQuantizer(RemapMixin, nn.Module):
 
         loss = self.beta * F.mse_loss(z_q.detach(), z_bhwc)
         z_q = z_bhwc + (z_q - z_bhwc).detach()
-        z_q = rearrange(z_q, "b h w c -> b c h w")
+        z_q = rearrange(z_q, "b h w c -> b c h w").contiguous()
         if self.remap is not None:
             indices = self.remap_to_used(indices.view(b, -1)).reshape(-1)
         return QuantizeOutput(z_q, loss, QuantizeInfo(perplexity, onehot, indices))

@@ -97,7 +97,7 @@ class VectorQuantizer(RemapMixin, nn.Module):
 
         loss = self.codebook_loss(z_bhwc, z_q)
         z_q = z_bhwc + (z_q - z_bhwc).detach()  # straight-through
-        z_q = rearrange(z_q, "b h w c -> b c h w")
+        z_q = rearrange(z_q, "b h w c -> b c h w").contiguous()
 
         if self.remap is not None:
             indices = self.remap_to_used(indices.view(b, -1)).reshape(-1)
