@@ -79,12 +79,12 @@ def test_file_list_relative_to_list_folder(tmp_path: Path, monkeypatch, caplog):
         f"# my images\n../imgs/one.png\n\n{absolute}\nthree.png\nmissing.png\n", encoding="utf-8"
     )
     monkeypatch.chdir(cwd_dir)
-    paths = read_image_list(listing)
+    paths = [Path(p).resolve() for p in read_image_list(listing)]
     assert paths == [
-        str((lists / "../imgs/one.png")),
-        str(absolute),
-        str(cwd_dir / "three.png"),  # not next to the list, but relative to the CWD
-        str(lists / "missing.png"),
+        (data / "imgs" / "one.png").resolve(),
+        absolute.resolve(),
+        (cwd_dir / "three.png").resolve(),  # not next to the list, but relative to the CWD
+        (lists / "missing.png").resolve(),
     ]
     ds = ImageFolderDataset(str(listing), size=16)
     caplog.set_level(logging.WARNING)

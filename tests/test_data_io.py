@@ -1,4 +1,4 @@
-"""Robust image loading: every mode to RGB, EXIF rotation, bad files skipped without killing an epoch."""
+"""Robust image loading: any mode to RGB, EXIF rotation, bad files skipped (the epoch goes on)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,9 @@ def test_folder_dataset_skips_bad_files(messy_folder: Path, caplog):
         seen = 0
         for batch in loader:
             _check_batch(batch["image"])
-            assert all(not p.endswith(("corrupt.jpg", "truncated.jpg")) for p in batch["file_path_"])
+            assert all(
+                not p.endswith(("corrupt.jpg", "truncated.jpg")) for p in batch["file_path_"]
+            )
             seen += len(batch["image"])
         assert seen == len(ds)
     assert ds.num_skipped == N_BAD
