@@ -1,0 +1,73 @@
+"""Static key/value cache for incremental (autoregressive) decoding.
+
+The gpt-fast / LlamaGen design: one preallocated buffer pair `(B, n_head, max_len, head_dim)`
+per layer, written in place at the absolute sequence positions of the new tokens. It replaces
+the original minGPT `forward_with_past`, which stacked the `present` tensors of every step and
+re-concatenated the whole past at each step (quadratic copying).
+
+Positions are plain Python ints (contiguous runs `[pos, pos + T)`), so the attention only ever
+sees the filled slice `[:pos + T]` and no mask over stale entries is needed. Writing at an
+earlier position overwrites ("rewinds") the cache, which the sliding-window sampler uses.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["KVCache"]
+
+
+class KVCache(nn.Module):
+    """Preallocated keys and values of one attention layer.
+
+    Args:
+        batch_size: Batch size the cache serves (fixed).
+        n_head: Number of attention heads.
+        max_len: Longest sequence (in tokens) the cache can hold.
+        head_dim: Size of one head (`n_embd // n_head`).
+        dtype: Buffer dtype (the activation dtype of the model).
+        device: Buffer device.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        n_head: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        shape = (batch_size, n_head, max_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), False)
+
+    @property
+    def max_len(self) -> int:
+        return self.k_cache.shape[2]
+
+    @property
+    def batch_size(self) -> int:
+        return self.k_cache.shape[0]
+
+    def update(self, pos: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write `k`, `v` of the tokens at positions `[pos, pos + T)` and return the filled prefix.
+
+        Args:
+            pos: Absolute position of the first new token.
+            k: New keys `(B, n_head, T, head_dim)`.
+            v: New values `(B, n_head, T, head_dim)`.
+
+        Returns:
+            Views `(keys, values)`, each `(B, n_head, pos + T, head_dim)`, of the cache.
+        """
+        end = pos + k.shape[2]
+        if pos < 0 or end > self.k_cache.shape[2]:
+            raise IndexError(
+                f"KV cache holds {self.k_cache.shape[2]} positions, got writes at [{pos}, {end})"
+            )
+        self.k_cache[:, :, pos:end] = k
+        self.v_cache[:, :, pos:end] = v
+        return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
