@@ -1,0 +1,1 @@
+"""Subcommands of the `taming` CLI; each module defines `register(subparsers)`."""
