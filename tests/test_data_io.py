@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from taming.data.base import ImagePaths
+from taming.data.base import ConcatDatasetWithIndex, ImagePaths
 from taming.data.folder import ImageFolderDataset
 from taming.data.io import BadImageError, NoReadableExampleError, load_image
 from taming.data.utils import custom_collate
@@ -204,3 +204,13 @@ def test_image_paths_original_semantics(messy_folder: Path):
     np.testing.assert_array_equal(center, ds[0]["image"])  # center crop is deterministic
     with pytest.raises(ValueError, match="label 'x' has 1 values for 2 paths"):
         ImagePaths(paths, labels={"x": [1]})
+
+
+def test_concat_dataset_with_index(messy_folder: Path):
+    a = ImagePaths([str(messy_folder / "tiny.png")], size=8)
+    b = ImagePaths([str(messy_folder / "cmyk.jpg"), str(messy_folder / "la.png")], size=8)
+    ds = ConcatDatasetWithIndex([a, b])
+    assert len(ds) == 3
+    example, source = ds[2]
+    assert source == 1 and example["file_path_"].endswith("la.png")
+    assert ds[-3][1] == 0

@@ -68,6 +68,7 @@ def test_bbox_build_has_92_tokens_and_round_trips():
         candidates = [a for a in anns if builder.object_representation(a) == representation]
         err = min(max(abs(b - c) for b, c in zip(box, a.bbox)) for a in candidates)
         assert err <= STEP
+    assert builder.inverse_build(tokens.numpy()) == builder.inverse_build(tokens.tolist())
     decoded = builder.representation_to_annotation(objects[0][0])
     assert decoded.category_no == objects[0][0] % N_CLASSES
 

@@ -68,7 +68,7 @@ def _rescale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
     """Map a single-channel 16/32-bit integer or float image to uint8 (H, W)."""
     if mode.startswith("I;16"):
         # 16-bit: full range 0..65535 -> 0..255 (65535 / 257 = 255)
-        return np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
+        return np.clip(np.round(arr.astype(np.float64) / 257.0), 0, 255).astype(np.uint8)
     a = arr.astype(np.float64)
     finite = np.isfinite(a)
     if not finite.all():

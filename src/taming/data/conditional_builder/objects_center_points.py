@@ -227,7 +227,10 @@ class ObjectsCenterPointsConditionalBuilder:
         return torch.tensor(flattened, dtype=torch.long)
 
     def _split(self, conditional: Any) -> tuple[list[int], BoundingBox | None]:
-        values = torch.as_tensor(np.asarray(conditional)).flatten().tolist()
+        if isinstance(conditional, torch.Tensor):
+            values = conditional.detach().cpu().flatten().tolist()  # also CUDA tensors
+        else:
+            values = np.asarray(conditional).flatten().tolist()
         if len(values) != self.embedding_dim:
             raise ValueError(f"expected {self.embedding_dim} tokens, got {len(values)}")
         crop_coordinates = None
