@@ -1,0 +1,308 @@
+"""GPT: original keys/init, parity with the original math and fixtures, KV-cached decoding."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from taming.compat.checkpoint import filter_state_dict, read_state_dict
+from taming.transformer.gpt import GPT, gpt_checkpoint_filter, legacy_attn_mask
+from taming.transformer.kv_cache import KVCache
+
+FIXTURES = ("transformer_uncond", "transformer_class")
+
+
+def make_gpt(
+    n_unmasked: int = 0, std: float = 0.3, seed: int = 0, vocab: int = 37, block: int = 24, **kw
+) -> GPT:
+    """A tiny GPT, every tensor random (N(0, std); width-sized vectors shifted by +1 so the
+    LayerNorm gains stay near 1), in eval mode."""
+    torch.manual_seed(seed)
+    cfg = dict(n_layer=2, n_head=4, n_embd=32) | kw
+    gpt = GPT(vocab_size=vocab, block_size=block, n_unmasked=n_unmasked, **cfg)
+    with torch.no_grad():
+        for p in gpt.parameters():
+            p.normal_(0.0, std).add_(1.0 if p.dim() == 1 and p.shape[0] == cfg["n_embd"] else 0.0)
+    return gpt.eval()
+
+
+def reference_logits(gpt: GPT, idx: torch.Tensor, embeddings: torch.Tensor | None = None):
+    """The original minGPT math, written out: explicit float mask, manual softmax attention."""
+    x = gpt.tok_emb(idx)
+    if embeddings is not None:
+        x = torch.cat((embeddings, x), dim=1)
+    B, T, C = x.shape
+    x = x + gpt.pos_emb[:, :T]
+    mask = legacy_attn_mask(gpt.block_size, gpt.n_unmasked)[:, :, :T, :T]
+    for blk in gpt.blocks:
+        a, h = blk.attn, blk.ln1(x)
+        nh = a.n_head
+        q, k, v = (
+            lin(h).view(B, T, nh, C // nh).transpose(1, 2) for lin in (a.query, a.key, a.value)
+        )
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(mask == 0, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        x = x + a.proj(y)
+        x = x + blk.mlp(blk.ln2(x))
+    return gpt.head(gpt.ln_f(x))
+
+
+# ----------------------------------------------------------------------------- keys and init
+
+
+def test_state_dict_keys_and_shapes_match_original():
+    V, T, d, L = 64, 48, 32, 2
+    gpt = GPT(vocab_size=V, block_size=T, n_layer=L, n_head=4, n_embd=d)
+    expected = {"tok_emb.weight": (V, d), "pos_emb": (1, T, d)}
+    for n in range(L):
+        p = f"blocks.{n}."
+        for ln in ("ln1", "ln2"):
+            expected |= {p + ln + ".weight": (d,), p + ln + ".bias": (d,)}
+        for lin in ("key", "query", "value", "proj"):
+            expected |= {f"{p}attn.{lin}.weight": (d, d), f"{p}attn.{lin}.bias": (d,)}
+        expected |= {p + "mlp.0.weight": (4 * d, d), p + "mlp.0.bias": (4 * d,)}
+        expected |= {p + "mlp.2.weight": (d, 4 * d), p + "mlp.2.bias": (d,)}
+    expected |= {"ln_f.weight": (d,), "ln_f.bias": (d,), "head.weight": (V, d)}
+    got = {k: tuple(v.shape) for k, v in gpt.state_dict().items()}
+    assert got == expected  # no attn.mask buffer, head without bias
+
+
+def test_init_follows_original():
+    gpt = GPT(vocab_size=512, block_size=64, n_layer=2, n_head=4, n_embd=128)
+    assert torch.count_nonzero(gpt.pos_emb) == 0
+    for name, p in gpt.named_parameters():
+        if name.endswith(("ln1.weight", "ln2.weight", "ln_f.weight")):
+            assert torch.all(p == 1), name
+        elif name.endswith("bias"):
+            assert torch.all(p == 0), name
+        elif name != "pos_emb":
+            assert abs(p.std().item() - 0.02) < 0.002 and abs(p.mean().item()) < 0.002, name
+
+
+def test_constructor_is_typed_config():
+    with pytest.raises(TypeError):
+        GPT(vocab_size=8, block_size=8, n_embed=32)  # unknown key fails
+    with pytest.raises(ValueError):
+        GPT(vocab_size=8, block_size=8, n_head=3, n_embd=32)
+
+
+def test_original_state_dict_loads_strictly_after_filter():
+    src = make_gpt(n_unmasked=3)
+    legacy = {}
+    for k, v in src.state_dict().items():  # original layout: mask buffer before attn.key
+        if k.endswith("attn.key.weight"):
+            legacy[k.replace("key.weight", "mask")] = legacy_attn_mask(24, 3)
+        legacy[k] = v.clone()
+    dst = GPT(vocab_size=37, block_size=24, n_layer=2, n_head=4, n_embd=32, n_unmasked=3)
+    with pytest.raises(RuntimeError, match="attn.mask"):
+        dst.load_state_dict(legacy, strict=True)
+    dst.load_state_dict(gpt_checkpoint_filter(legacy, dst), strict=True)
+    idx = torch.randint(0, 37, (2, 24))
+    assert torch.equal(dst.eval()(idx)[0], src(idx)[0])
+    # a mask that does not fit the config (n_unmasked 0 vs 3) is reported
+    wrong = GPT(vocab_size=37, block_size=24, n_layer=2, n_head=4, n_embd=32)
+    with pytest.raises(ValueError, match="n_unmasked"):
+        gpt_checkpoint_filter(legacy, wrong)
+    # prefixed keys (inside Net2NetTransformer) are filtered too
+    prefixed = gpt_checkpoint_filter({"transformer." + k: v for k, v in legacy.items()})
+    assert not any(k.endswith("mask") for k in prefixed) and len(prefixed) == len(legacy) - 2
+
+
+# ----------------------------------------------------------------------------- full forward
+
+
+@pytest.mark.parametrize("n_unmasked", [0, 5])
+@pytest.mark.parametrize("n_emb", [0, 3])
+def test_forward_matches_original_math(n_unmasked, n_emb):
+    gpt = make_gpt(n_unmasked=n_unmasked)
+    idx = torch.randint(0, 37, (3, 24 - n_emb))
+    emb = torch.randn(3, n_emb, 32) if n_emb else None
+    with torch.no_grad():
+        logits, loss = gpt(idx, embeddings=emb)
+        ref = reference_logits(gpt, idx, emb)
+    assert loss is None and logits.shape == (3, 24, 37)
+    torch.testing.assert_close(logits, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_causality_and_bidirectional_prefix():
+    idx = torch.randint(0, 37, (1, 20))
+    changed = idx.clone()
+    changed[0, 2] = (idx[0, 2] + 1) % 37
+    causal, prefix = make_gpt(), make_gpt(n_unmasked=4)
+    with torch.no_grad():
+        a, b = causal(idx)[0], causal(changed)[0]
+        assert torch.equal(a[:, :2], b[:, :2]) and not torch.allclose(a[:, 2:], b[:, 2:])
+        a, b = prefix(idx)[0], prefix(changed)[0]
+        assert not torch.allclose(a[:, :2], b[:, :2])  # tokens 0, 1 see token 2
+        changed[0, 10] = (idx[0, 10] + 1) % 37
+        assert torch.allclose(prefix(changed)[0][:, :10], b[:, :10])  # but nothing later
+
+
+def test_loss_and_every_parameter_gets_a_gradient():
+    gpt = GPT(vocab_size=37, block_size=24, n_layer=2, n_head=4, n_embd=32, n_unmasked=2,
+              embd_pdrop=0.1, resid_pdrop=0.1, attn_pdrop=0.1).train()  # fmt: skip
+    idx = torch.randint(0, 37, (2, 16))
+    emb = torch.randn(2, 2, 32)
+    logits, loss = gpt(idx, embeddings=emb, targets=torch.randint(0, 37, (2, 18)))
+    assert logits.shape == (2, 18, 37) and loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    for name, p in gpt.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"No gradient for {name}"
+
+
+def test_too_long_sequence_raises_clearly():
+    gpt = make_gpt()
+    with pytest.raises(ValueError, match="block_size is 24"):
+        gpt(torch.zeros(1, 25, dtype=torch.long))
+    with pytest.raises(ValueError, match="block_size"):
+        gpt(torch.zeros(1, 23, dtype=torch.long), embeddings=torch.zeros(1, 2, 32))
+
+
+# ----------------------------------------------------------------------------- KV cache
+
+
+def cached_logits(gpt, idx, chunks, emb=None, last_only=False):
+    """Feed `idx` in chunks of the given sizes (the first with the embeddings)."""
+    cache = gpt.setup_cache(idx.shape[0])
+    outs, pos, t = [], 0, 0
+    for n, size in enumerate(chunks):
+        e = emb if n == 0 else None
+        out = gpt.forward_cached(
+            idx[:, t : t + size], pos, cache, embeddings=e, last_only=last_only
+        )
+        outs.append(out)
+        pos += size + (0 if e is None else e.shape[1])
+        t += size
+    assert t == idx.shape[1]
+    return torch.cat(outs, dim=1)
+
+
+@pytest.mark.parametrize(
+    ("n_unmasked", "n_emb", "chunks"),
+    [
+        (0, 0, [1] * 24),  # token by token from the first one
+        (0, 0, [5, 1, 1, 3, 1, 7, 1, 5]),  # prefill + mixed chunk sizes (explicit masks)
+        (6, 0, [6] + [1] * 18),  # bidirectional prefix fed at once
+        (6, 0, [9, 2, 1, 1, 4, 7]),
+        (0, 3, [1] * 21),  # prefix embeddings
+        (4, 3, [2, 1, 3, 15]),  # prefix spans embeddings + tokens
+    ],
+)
+def test_cached_decoding_equals_full_forward_at_every_position(n_unmasked, n_emb, chunks):
+    gpt = make_gpt(n_unmasked=n_unmasked)
+    idx = torch.randint(0, 37, (3, 24 - n_emb))
+    emb = torch.randn(3, n_emb, 32) if n_emb else None
+    with torch.no_grad():
+        full = gpt(idx, embeddings=emb)[0]
+    cached = cached_logits(gpt, idx, chunks, emb)
+    assert cached.shape == full.shape and cached.dtype == torch.float32
+    torch.testing.assert_close(cached, full, atol=1e-5, rtol=1e-5)
+    last = cached_logits(gpt, idx, chunks, emb, last_only=True)
+    ends = torch.tensor(chunks).cumsum(0) - 1 + (n_emb if n_emb else 0)
+    torch.testing.assert_close(last, full[:, ends], atol=1e-5, rtol=1e-5)
+
+
+def test_cache_rewinds_by_overwriting():
+    gpt = make_gpt()
+    a = torch.randint(0, 37, (2, 20))
+    b = a.clone()
+    b[:, 12:] = torch.randint(0, 37, (2, 8))
+    cache = gpt.setup_cache(2, 20)
+    gpt.forward_cached(a, 0, cache)
+    out = gpt.forward_cached(b[:, 12:], 12, cache)  # rewrite positions 12..19
+    torch.testing.assert_close(out, gpt(b)[0][:, 12:].detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_kv_cache_update_in_place():
+    cache = KVCache(2, 4, 10, 8)
+    ptr = cache.k_cache.data_ptr()
+    k, v = torch.randn(2, 4, 3, 8), torch.randn(2, 4, 3, 8)
+    ks, vs = cache.update(2, k, v)
+    assert ks.shape == (2, 4, 5, 8) and cache.k_cache.data_ptr() == ptr
+    assert torch.equal(ks[:, :, 2:], k) and torch.equal(vs[:, :, 2:], v)
+    assert ks.data_ptr() == ptr  # a view, no copy
+    with pytest.raises(IndexError):
+        cache.update(9, k, v)
+
+
+def test_forward_cached_guards():
+    gpt = make_gpt(n_unmasked=5)
+    cache = gpt.setup_cache(1)
+    idx = torch.zeros(1, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="n_unmasked"):
+        gpt.forward_cached(idx[:, :3], 0, cache)  # prefix split over calls
+    with pytest.raises(ValueError, match="block_size"):
+        gpt.forward_cached(idx, 20, cache)
+    with pytest.raises(ValueError):
+        gpt.setup_cache(1, max_len=25)
+    with pytest.raises(RuntimeError, match="eval"):
+        gpt.train().forward_cached(idx, 0, cache)
+
+
+def test_decode_weights_follow_parameter_updates():
+    gpt, other = make_gpt(seed=0), make_gpt(seed=1)
+    idx = torch.randint(0, 37, (2, 10))
+    first = cached_logits(gpt, idx, [10])
+    gpt.load_state_dict(other.state_dict())  # in-place copy: new versions
+    torch.testing.assert_close(cached_logits(gpt, idx, [10]), other(idx)[0].detach())
+    assert not torch.allclose(first, other(idx)[0].detach())
+    with torch.no_grad():
+        gpt.blocks[1].mlp[2].weight.mul_(0.5)  # an optimiser-like in-place step
+    torch.testing.assert_close(cached_logits(gpt, idx, [10]), gpt(idx)[0].detach())
+
+
+# ----------------------------------------------------------------------------- low precision
+
+
+@pytest.mark.parametrize(("fmt", "tol"), [("bf16", 0.02), ("fp16", 0.004)])
+def test_low_precision_decode_weights(fmt, tol):
+    """bf16/fp16 decode weights: logits within `tol` of fp32 (tiny random model with unit-scale
+    logits); the fp32 path and the parameters are unchanged; `None` restores exact fp32."""
+    gpt = make_gpt(std=0.1, vocab=64, block=64, n_layer=4, n_embd=64)
+    idx = torch.randint(0, 64, (2, 64))
+    ref = gpt(idx)[0].detach()
+    gpt.to_low_precision(fmt)
+    low = cached_logits(gpt, idx, [8] + [1] * 56)
+    err = (low - ref).abs().max().item()
+    assert 0 < err < tol * ref.abs().max().item()
+    assert low.dtype == torch.float32
+    assert (low.argmax(-1) == ref.argmax(-1)).float().mean() > 0.9
+    assert all(p.dtype == torch.float32 for p in gpt.parameters())
+    assert torch.equal(gpt(idx)[0], ref)
+    gpt.to_low_precision(None)
+    torch.testing.assert_close(cached_logits(gpt, idx, [64]), ref, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError):
+        gpt.to_low_precision("int4")
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def fixture_gpt(shared_dir, name):
+    folder = shared_dir / "fixtures" / "compat" / name
+    if not folder.is_dir():
+        pytest.skip(f"fixture {folder} not found")
+    sd = filter_state_dict(read_state_dict(folder / "model.ckpt"), prefix="transformer.")
+    gpt = GPT(vocab_size=64, block_size=64, n_layer=2, n_head=2, n_embd=32)
+    gpt.load_state_dict(gpt_checkpoint_filter(sd, gpt), strict=True)
+    inputs = torch.load(folder / "inputs.pt", map_location="cpu")
+    expected = torch.load(folder / "expected.pt", map_location="cpu")
+    return gpt.eval(), inputs, expected
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixture_logits(shared_dir, name):
+    gpt, inputs, expected = fixture_gpt(shared_dir, name)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            gpt(inputs["idx"])[0], expected["gpt_logits"], atol=1e-5, rtol=1e-5
+        )
+        # Net2NetTransformer.forward: logits of cat(c, z)[:, :-1] from the last cond position
+        c, z = expected["c_indices"], expected["z_indices"]
+        logits = gpt(torch.cat((c, z), 1)[:, :-1])[0][:, c.shape[1] - 1 :]
+        torch.testing.assert_close(logits, expected["logits"], atol=1e-5, rtol=1e-5)
+    cached = cached_logits(gpt, inputs["idx"], [1] * 64)
+    torch.testing.assert_close(cached, expected["gpt_logits"], atol=1e-5, rtol=1e-5)
