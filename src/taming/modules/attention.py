@@ -30,21 +30,15 @@ class AttnBlock(nn.Module):
         self.v = nn.Conv2d(in_channels, in_channels, kernel_size=1)
         self.proj_out = nn.Conv2d(in_channels, in_channels, kernel_size=1)
 
-    def _qkv(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        # one fused 1x1 projection instead of three: same weights, same math
-        c = self.in_channels
-        weight = torch.cat([self.q.weight, self.k.weight, self.v.weight]).view(3 * c, c)
-        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
-        b, _, hh, ww = h.shape
-        tokens = h.flatten(2).transpose(1, 2)  # (B, HW, C)
-        qkv = F.linear(tokens, weight, bias)  # (B, HW, 3C)
-        q, k, v = qkv.unsqueeze(1).chunk(3, dim=-1)  # each (B, 1, HW, C)
-        return q, k, v
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, hh, ww = x.shape
-        q, k, v = self._qkv(self.norm(x))
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, 1, HW, C)
-        out = F.linear(out.squeeze(1), self.proj_out.weight.view(c, c), self.proj_out.bias)
-        out = out.transpose(1, 2).reshape(b, c, hh, ww)  # (B, HW, C) -> (B, C, H, W)
+        h = self.norm(x)
+        tokens = h.flatten(2).transpose(1, 2)  # (B, HW, C); a free view for channels-last input
+        # one fused q/k/v projection instead of three 1x1 convs: same weights, same math
+        weight = torch.cat([self.q.weight, self.k.weight, self.v.weight]).view(3 * c, c)
+        bias = torch.cat([self.q.bias, self.k.bias, self.v.bias])
+        q, k, v = F.linear(tokens, weight, bias).unsqueeze(1).chunk(3, dim=-1)  # (B, 1, HW, C)
+        out = F.scaled_dot_product_attention(q, k, v).squeeze(1)  # (B, HW, C)
+        out = F.linear(out, self.proj_out.weight.view(c, c), self.proj_out.bias)  # (B, HW, C)
+        out = out.view(b, hh, ww, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels-last strides
         return x + out

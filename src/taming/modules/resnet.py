@@ -115,4 +115,4 @@ class ResnetBlock(nn.Module):
         h = self.conv2(self.dropout(nonlinearity(self.norm2(h))))
         if self.in_channels != self.out_channels:
             x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
-        return x + h
+        return h.add_(x)  # = x + h, into the fresh conv output (conv backward keeps no output)
