@@ -11,9 +11,9 @@ Two execution paths:
   * `forward` — the original full-sequence pass (training, scoring, reference sampling), with
     `torch.nn.functional.scaled_dot_product_attention` (`is_causal` when possible);
   * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast style). It
-    uses decode weights packed once per weight version: fused q/k/v, and on CPU a transposed
-    `(in, out)` layout for the wide matrices, which halves the time of batch-1 GEMVs there.
-    `to_low_precision("bf16")` opts into bf16 copies of those weights for this path only.
+    uses decode weights packed once per weight version: fused q/k/v, and for single-row
+    float32 GEMVs on CPU a transposed `(in, out)` layout of the wide matrices (about twice as
+    fast there). `to_low_precision("bf16")` opts into bf16 weights for this path only.
 """
 
 from __future__ import annotations
@@ -152,46 +152,97 @@ class Block(nn.Module):
 
 
 class _PackedLinear:
-    """A Linear in decode layout: `(out, in)` for `F.linear`, or transposed `(in, out)` for
-    `addmm` (faster for batch-1 GEMVs of wide matrices on CPU). Casts its input to the weight
-    dtype; the output stays in that dtype."""
+    """A Linear (or several fused along the output axis) in decode layout and dtype.
 
-    __slots__ = ("weight", "bias", "transposed")
+    Rows are multiplied with `F.linear` and an `(out, in)` weight, except single rows on CPU in
+    float32 with a wide matrix (`out > in`): that GEMV is about twice as fast with a transposed
+    `(in, out)` weight and `addmm` (measured with MKL on AVX2; for half precision the transposed
+    layout is much slower, for several rows slightly slower). Both layouts are built lazily on
+    first use, so batch-1 decoding keeps only the transposed copy. Casts its input to the weight
+    dtype; the output stays in that dtype.
+    """
+
+    __slots__ = ("_sources", "_dtype", "_weight", "_weight_t", "bias", "gemv_transposed")
 
     def __init__(
-        self, weights: list[Tensor], biases: list[Tensor] | None, dtype: torch.dtype, cpu: bool
+        self, weights: list[Tensor], biases: list[Tensor] | None, dtype: torch.dtype
     ) -> None:
-        w = weights[0] if len(weights) == 1 else torch.cat(weights, 0)  # (out, in)
-        self.transposed = cpu and w.shape[0] > w.shape[1]
-        w = w.detach().to(dtype)
-        self.weight = w.t().contiguous() if self.transposed else w
+        self._sources, self._dtype = weights, dtype
+        self._weight = self._weight_t = None
         self.bias = None if biases is None else torch.cat(biases, 0).detach().to(dtype)
+        out_features = sum(w.shape[0] for w in weights)
+        self.gemv_transposed = (
+            weights[0].device.type == "cpu"
+            and dtype == torch.float32
+            and out_features > weights[0].shape[1]
+        )
+
+    def _fused(self) -> Tensor:  # (out, in); the parameter itself when nothing is to be done
+        w = self._sources[0] if len(self._sources) == 1 else torch.cat(self._sources, 0)
+        return w.detach().to(self._dtype)
 
     def __call__(self, x: Tensor) -> Tensor:  # x (N, in) -> (N, out)
-        if x.dtype != self.weight.dtype:
-            x = x.to(self.weight.dtype)
-        if not self.transposed:
-            return F.linear(x, self.weight, self.bias)
-        if self.bias is None:
-            return torch.mm(x, self.weight)
-        return torch.addmm(self.bias, x, self.weight)
+        if x.dtype != self._dtype:
+            x = x.to(self._dtype)
+        if self.gemv_transposed and x.shape[0] == 1:
+            if self._weight_t is None:
+                self._weight_t = self._fused().t().contiguous()  # (in, out)
+            if self.bias is None:
+                return torch.mm(x, self._weight_t)
+            return torch.addmm(self.bias, x, self._weight_t)
+        if self._weight is None:
+            self._weight = self._fused()
+        return F.linear(x, self._weight, self.bias)
 
 
 class _DecodeBlock:
-    __slots__ = ("qkv", "proj", "fc1", "fc2")
+    __slots__ = ("ln1", "qkv", "proj", "ln2", "fc1", "fc2")
 
     def __init__(self, block: Block, dtype: torch.dtype) -> None:
         a, fc1, fc2 = block.attn, block.mlp[0], block.mlp[2]
-        cpu = a.query.weight.device.type == "cpu"
+        self.ln1 = (block.ln1.normalized_shape, block.ln1.weight, block.ln1.bias, block.ln1.eps)
+        self.ln2 = (block.ln2.normalized_shape, block.ln2.weight, block.ln2.bias, block.ln2.eps)
         self.qkv = _PackedLinear(
             [a.query.weight, a.key.weight, a.value.weight],
             [a.query.bias, a.key.bias, a.value.bias],
             dtype,
-            cpu,
         )
-        self.proj = _PackedLinear([a.proj.weight], [a.proj.bias], dtype, cpu)
-        self.fc1 = _PackedLinear([fc1.weight], [fc1.bias], dtype, cpu)
-        self.fc2 = _PackedLinear([fc2.weight], [fc2.bias], dtype, cpu)
+        self.proj = _PackedLinear([a.proj.weight], [a.proj.bias], dtype)
+        self.fc1 = _PackedLinear([fc1.weight], [fc1.bias], dtype)
+        self.fc2 = _PackedLinear([fc2.weight], [fc2.bias], dtype)
+
+
+class _DecodeWeights:
+    """What `forward_cached` reads, packed for one weight format and one weight version.
+
+    `stamp` records the version counter and storage of every parameter, so in-place updates
+    (`load_state_dict`, optimiser steps) and moves (`.to()`) are noticed cheaply on every call;
+    replaced parameter objects are noticed by the identity check of `setup_cache`.
+    """
+
+    __slots__ = ("fmt", "params", "stamp", "blocks", "ln_f", "head")
+
+    def __init__(self, gpt: GPT, fmt: str | None) -> None:
+        dtype = _LOW_PRECISION.get(fmt, gpt.head.weight.dtype)
+        self.fmt, self.params = fmt, list(gpt.parameters())
+        self.stamp = self._stamp()
+        self.blocks = [_DecodeBlock(block, dtype) for block in gpt.blocks]
+        ln = gpt.ln_f
+        self.ln_f = (ln.normalized_shape, ln.weight, ln.bias, ln.eps)
+        self.head = _PackedLinear([gpt.head.weight], None, dtype)
+
+    def _stamp(self) -> tuple:
+        return tuple((p._version, p.data_ptr()) for p in self.params)
+
+    def is_current(self, gpt: GPT, fmt: str | None, check_identity: bool) -> bool:
+        if fmt != self.fmt or self._stamp() != self.stamp:
+            return False
+        if check_identity:
+            params = list(gpt.parameters())
+            return len(params) == len(self.params) and all(
+                a is b for a, b in zip(params, self.params)
+            )
+        return True
 
 
 class GPT(nn.Module):
@@ -236,7 +287,7 @@ class GPT(nn.Module):
         self.head = nn.Linear(n_embd, vocab_size, bias=False)
         self.apply(self._init_weights)
         self.decode_weight_format: str | None = None
-        self._decode_memo: tuple | None = None
+        self._decode: _DecodeWeights | None = None
         logger.debug("GPT with %d parameters", sum(p.numel() for p in self.parameters()))
 
     @staticmethod
@@ -310,6 +361,7 @@ class GPT(nn.Module):
         d = self.pos_emb.shape[-1]
         dtype = self.pos_emb.dtype if dtype is None else dtype
         device = self.pos_emb.device if device is None else device
+        self._decode_weights(check_identity=True)
         return [
             KVCache(batch_size, self.n_head, max_len, d // self.n_head, dtype, device)
             for _ in self.blocks
@@ -329,25 +381,12 @@ class GPT(nn.Module):
         self.decode_weight_format = fmt
         return self
 
-    def _decode_weights(self) -> tuple[list[_DecodeBlock], _PackedLinear]:
-        """Decode-layout weights, rebuilt whenever a parameter changed (version, storage or
-        identity), so loading a state dict or an optimiser step is picked up."""
-        params = list(self.parameters())
-        key = (
-            self.decode_weight_format,
-            tuple((id(p), p._version, p.data_ptr()) for p in params),
-        )
-        memo = self._decode_memo
-        if memo is not None and memo[0] == key:
-            return memo[2]
-        dtype = _LOW_PRECISION.get(self.decode_weight_format, self.head.weight.dtype)
-        cpu = self.head.weight.device.type == "cpu"
-        packed = (
-            [_DecodeBlock(block, dtype) for block in self.blocks],
-            _PackedLinear([self.head.weight], None, dtype, cpu),
-        )
-        self._decode_memo = (key, params, packed)  # `params` pins the ids in the key
-        return packed
+    def _decode_weights(self, check_identity: bool = False) -> _DecodeWeights:
+        """Decode-layout weights, rebuilt when the format or any parameter changed."""
+        fmt = self.decode_weight_format
+        if self._decode is None or not self._decode.is_current(self, fmt, check_identity):
+            self._decode = _DecodeWeights(self, fmt)
+        return self._decode
 
     @torch.inference_mode()
     def forward_cached(
@@ -380,36 +419,45 @@ class GPT(nn.Module):
             raise RuntimeError("forward_cached is for inference; call .eval() first")
         if embeddings is not None and input_pos != 0:
             raise ValueError("prefix embeddings can only be fed at input_pos=0")
-        x = self._embed(idx, embeddings, input_pos)
+        x = F.embedding(idx, self.tok_emb.weight)  # (B, t, d)
+        if embeddings is not None:
+            x = torch.cat((embeddings, x), dim=1)  # (B, E + t, d)
         B, T, C = x.shape
+        end = input_pos + T
+        if end > self.block_size:
+            raise ValueError(
+                f"Cannot forward positions up to {end}: the model's block_size is "
+                f"{self.block_size} (conditioning + image tokens must fit)"
+            )
         if 0 < self.n_unmasked and not (
             input_pos >= self.n_unmasked or (input_pos == 0 and T >= self.n_unmasked)
         ):
             raise ValueError(
                 f"the bidirectional prefix (n_unmasked={self.n_unmasked}) must be fed in one "
-                f"call from position 0; got positions [{input_pos}, {input_pos + T})"
+                f"call from position 0; got positions [{input_pos}, {end})"
             )
-        blocks, head = self._decode_weights()
+        x = x + self.pos_emb[:, input_pos:end]
+        weights = self._decode_weights()
         mask, is_causal = _attention_mask(T, input_pos, self.n_unmasked, x.device)
-        last = len(blocks) - 1
-        for n, (block, w, layer_cache) in enumerate(zip(self.blocks, blocks, cache)):
-            nh = self.n_head
-            h = block.ln1(x).view(B * T, C)
+        nh = self.n_head
+        last = len(weights.blocks) - 1
+        for n, (w, layer_cache) in enumerate(zip(weights.blocks, cache)):
+            h = F.layer_norm(x, *w.ln1).view(B * T, C)
             qkv = w.qkv(h).view(B, T, 3, nh, C // nh)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hs)
-            k, v = layer_cache.update(input_pos, k, v)  # (B, nh, input_pos + T, hs)
+            k, v = layer_cache.update(input_pos, k, v)  # (B, nh, end, hs)
             if n == last and last_only and T > 1:
                 # The last query sees every cached key; the other rows are not needed.
                 q, x, T, mask, is_causal = q[:, :, -1:], x[:, -1:], 1, None, False
-            y = F.scaled_dot_product_attention(
-                q.to(k.dtype), k, v, attn_mask=mask, is_causal=is_causal
-            )  # (B, nh, T, hs)
+            if q.dtype != k.dtype:
+                q = q.to(k.dtype)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
             y = y.transpose(1, 2).reshape(B * T, C)  # (B*T, C)
             x = x + w.proj(y).view(B, T, C)
-            h = block.ln2(x).view(B * T, C)
+            h = F.layer_norm(x, *w.ln2).view(B * T, C)
             x = x + w.fc2(F.gelu(w.fc1(h))).view(B, T, C)
         if last_only:
             x = x[:, -1:]
             T = 1
-        logits = head(self.ln_f(x).view(B * T, C)).view(B, T, -1)
+        logits = weights.head(F.layer_norm(x, *weights.ln_f).view(B * T, C)).view(B, T, -1)
         return logits.float()

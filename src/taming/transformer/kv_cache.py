@@ -63,11 +63,12 @@ class KVCache(nn.Module):
         Returns:
             Views `(keys, values)`, each `(B, n_head, pos + T, head_dim)`, of the cache.
         """
-        end = pos + k.shape[2]
-        if pos < 0 or end > self.k_cache.shape[2]:
+        k_cache, v_cache = self.k_cache, self.v_cache
+        t = k.shape[2]
+        if pos < 0 or pos + t > k_cache.shape[2]:
             raise IndexError(
-                f"KV cache holds {self.k_cache.shape[2]} positions, got writes at [{pos}, {end})"
+                f"KV cache holds {k_cache.shape[2]} positions, got writes at [{pos}, {pos + t})"
             )
-        self.k_cache[:, :, pos:end] = k
-        self.v_cache[:, :, pos:end] = v
-        return self.k_cache[:, :, :end], self.v_cache[:, :, :end]
+        k_cache.narrow(2, pos, t).copy_(k)
+        v_cache.narrow(2, pos, t).copy_(v)
+        return k_cache.narrow(2, 0, pos + t), v_cache.narrow(2, 0, pos + t)
