@@ -94,6 +94,7 @@ def load(
     ckpt_path: str | Path | None = None,
     *,
     with_loss: bool = False,
+    stage_ckpts: bool | None = None,
     unsafe: bool = False,
     overrides: list[str] | None = None,
     device: str | torch.device = "cpu",
@@ -105,6 +106,8 @@ def load(
         ckpt_path: checkpoint to load (default: the folder's own checkpoint, if any).
         with_loss: also build the training loss (`model.init_loss()`) and load its `loss.*`
             weights; needs the LPIPS weights when the loss is perceptual.
+        stage_ckpts: read the `ckpt_path`s nested in the config (first/cond stage weights).
+            Default: only when no checkpoint of the whole model is loaded (it holds them).
         unsafe: allow pickles that may run code (only for files you trust).
         overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
         device: where to put the model.
@@ -115,7 +118,9 @@ def load(
     model_cfg = cfg.get("model", cfg)
     if "target" not in model_cfg:
         raise ConfigError(f"{configs[0]}: no 'model.target' in the config")
-    if ckpt is not None:
+    if stage_ckpts is None:
+        stage_ckpts = ckpt is None
+    if not stage_ckpts:
         model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
         _drop_nested_ckpt_paths(model_cfg.get("params"))
     model = instantiate_from_config(model_cfg, where="model")
