@@ -191,10 +191,11 @@ def cached_logits(gpt, idx, chunks, emb=None, last_only=False):
         (4, 3, [2, 1, 3, 15]),  # prefix spans embeddings + tokens
     ],
 )
-def test_cached_decoding_equals_full_forward_at_every_position(n_unmasked, n_emb, chunks):
+@pytest.mark.parametrize("batch", [1, 3])  # 1: transposed-GEMV path of single rows on CPU
+def test_cached_decoding_equals_full_forward_at_every_position(n_unmasked, n_emb, chunks, batch):
     gpt = make_gpt(n_unmasked=n_unmasked)
-    idx = torch.randint(0, 37, (3, 24 - n_emb))
-    emb = torch.randn(3, n_emb, 32) if n_emb else None
+    idx = torch.randint(0, 37, (batch, 24 - n_emb))
+    emb = torch.randn(batch, n_emb, 32) if n_emb else None
     with torch.no_grad():
         full = gpt(idx, embeddings=emb)[0]
     cached = cached_logits(gpt, idx, chunks, emb)

@@ -10,10 +10,10 @@ bidirectional prefix of `n_unmasked` tokens, are built on the fly instead).
 Two execution paths:
   * `forward` — the original full-sequence pass (training, scoring, reference sampling), with
     `torch.nn.functional.scaled_dot_product_attention` (`is_causal` when possible);
-  * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast style). It
-    uses decode weights packed once per weight version: fused q/k/v, and for single-row
-    float32 GEMVs on CPU a transposed `(in, out)` layout of the wide matrices (about twice as
-    fast there). `to_low_precision("bf16")` opts into bf16 weights for this path only.
+  * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast style). For
+    single-row float32 GEMVs on CPU it uses fused, transposed `(in, out)` copies of the wide
+    matrices (q/k/v, mlp.0, head), about twice as fast there; they are built once per weight
+    version. `to_low_precision("bf16")` opts into bf16 weights for this path only.
 """
 
 from __future__ import annotations
@@ -152,24 +152,26 @@ class Block(nn.Module):
 
 
 class _PackedLinear:
-    """A Linear (or several fused along the output axis) in decode layout and dtype.
+    """One Linear, or several sharing the input (q/k/v, concatenated outputs), for decoding.
 
-    Rows are multiplied with `F.linear` and an `(out, in)` weight, except single rows on CPU in
-    float32 with a wide matrix (`out > in`): that GEMV is about twice as fast with a transposed
-    `(in, out)` weight and `addmm` (measured with MKL on AVX2; for half precision the transposed
-    layout is much slower, for several rows slightly slower). Both layouts are built lazily on
-    first use, so batch-1 decoding keeps only the transposed copy. Casts its input to the weight
+    Rows are multiplied with `F.linear` and the parameters themselves (no copy in the
+    parameter dtype; casted copies for a low-precision format). Single rows on CPU in float32
+    with a wide output (`out > in`) instead use one fused, transposed `(in, out)` copy with
+    `addmm`: that GEMV is about twice as fast (measured with MKL on AVX2; for half precision
+    the transposed layout is much slower, for several rows slightly slower). The copy is built
+    on first use, so only batch-1 CPU decoding pays its memory. Casts the input to the weight
     dtype; the output stays in that dtype.
     """
 
-    __slots__ = ("_sources", "_dtype", "_weight", "_weight_t", "bias", "gemv_transposed")
+    __slots__ = ("_parts", "_bias", "_weight_t", "gemv_transposed")
 
     def __init__(
         self, weights: list[Tensor], biases: list[Tensor] | None, dtype: torch.dtype
     ) -> None:
-        self._sources, self._dtype = weights, dtype
-        self._weight = self._weight_t = None
-        self.bias = None if biases is None else torch.cat(biases, 0).detach().to(dtype)
+        bs = [None] * len(weights) if biases is None else [b.detach().to(dtype) for b in biases]
+        self._parts = [(w.detach().to(dtype), b) for w, b in zip(weights, bs)]
+        self._bias = None if biases is None else torch.cat(bs)
+        self._weight_t: Tensor | None = None
         out_features = sum(w.shape[0] for w in weights)
         self.gemv_transposed = (
             weights[0].device.type == "cpu"
@@ -177,22 +179,19 @@ class _PackedLinear:
             and out_features > weights[0].shape[1]
         )
 
-    def _fused(self) -> Tensor:  # (out, in); the parameter itself when nothing is to be done
-        w = self._sources[0] if len(self._sources) == 1 else torch.cat(self._sources, 0)
-        return w.detach().to(self._dtype)
-
     def __call__(self, x: Tensor) -> Tensor:  # x (N, in) -> (N, out)
-        if x.dtype != self._dtype:
-            x = x.to(self._dtype)
+        dtype = self._parts[0][0].dtype
+        if x.dtype != dtype:
+            x = x.to(dtype)
         if self.gemv_transposed and x.shape[0] == 1:
             if self._weight_t is None:
-                self._weight_t = self._fused().t().contiguous()  # (in, out)
-            if self.bias is None:
+                self._weight_t = torch.cat([w for w, _ in self._parts]).t().contiguous()
+            if self._bias is None:
                 return torch.mm(x, self._weight_t)
-            return torch.addmm(self.bias, x, self._weight_t)
-        if self._weight is None:
-            self._weight = self._fused()
-        return F.linear(x, self._weight, self.bias)
+            return torch.addmm(self._bias, x, self._weight_t)
+        if len(self._parts) == 1:
+            return F.linear(x, *self._parts[0])
+        return torch.cat([F.linear(x, w, b) for w, b in self._parts], dim=-1)
 
 
 class _DecodeBlock:
@@ -385,7 +384,8 @@ class GPT(nn.Module):
         """Decode-layout weights, rebuilt when the format or any parameter changed."""
         fmt = self.decode_weight_format
         if self._decode is None or not self._decode.is_current(self, fmt, check_identity):
-            self._decode = _DecodeWeights(self, fmt)
+            with torch.no_grad():
+                self._decode = _DecodeWeights(self, fmt)
         return self._decode
 
     @torch.inference_mode()
