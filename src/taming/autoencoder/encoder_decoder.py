@@ -130,7 +130,7 @@ class Encoder(nn.Module):
             if i_level != self.num_resolutions - 1:
                 h = down.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        return self.conv_out(nonlinearity(self.norm_out(h)))
+        return self.conv_out(nonlinearity(self.norm_out(h), inplace=True))
 
 
 class Decoder(nn.Module):
@@ -226,7 +226,7 @@ class Decoder(nn.Module):
 
     def forward_head(self, h: torch.Tensor) -> torch.Tensor:
         """The input of the last conv: swish(norm_out(h)) (used by the adaptive GAN weight)."""
-        return nonlinearity(self.norm_out(h))
+        return nonlinearity(self.norm_out(h), inplace=True)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.forward_features(z)

@@ -20,17 +20,18 @@ def Normalize(in_channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(num_groups=32, num_channels=in_channels, eps=1e-6, affine=True)
 
 
-def nonlinearity(x: torch.Tensor) -> torch.Tensor:
-    """Swish, computed literally as x * sigmoid(x).
+def nonlinearity(x: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """Swish. With autograd: computed literally as x * sigmoid(x), the original's arithmetic.
 
-    NOTE: the fused `F.silu` kernel differs from the original in the last ulp, and the
+    NOTE: the fused `F.silu` kernel differs from the literal product in the last ulp, and the
     adaptive GAN weight (a ratio of gradient norms through ReLU/max-pool networks) amplifies
-    such differences past 1e-5, so the original's arithmetic is kept. Without autograd the
-    product is written into the sigmoid's buffer (no extra allocation, same values).
+    such differences past 1e-5, so training keeps the original's arithmetic. Without autograd
+    (inference) the fused kernel runs, in place when `inplace` (the caller passes a fresh
+    tensor); outputs then agree with the original to ~1e-6.
     """
     if torch.is_grad_enabled() and x.requires_grad:
         return x * torch.sigmoid(x)
-    return torch.sigmoid(x).mul_(x)
+    return F.silu(x, inplace=inplace)
 
 
 class Upsample(nn.Module):
@@ -109,10 +110,10 @@ class ResnetBlock(nn.Module):
                 self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=1, padding=0)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(nonlinearity(self.norm1(x)))
+        h = self.conv1(nonlinearity(self.norm1(x), inplace=True))
         if temb is not None:
             h = h + self.temb_proj(nonlinearity(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(nonlinearity(self.norm2(h))))
+        h = self.conv2(self.dropout(nonlinearity(self.norm2(h), inplace=True)))
         if self.in_channels != self.out_channels:
             x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
         return h.add_(x)  # = x + h, into the fresh conv output (conv backward keeps no output)
