@@ -1,0 +1,228 @@
+"""Sampling speed of the second stage: KV-cached, batched and sliding-window GPT decoding.
+
+Model: GPT with 8 layers, 8 heads, width 512, vocabulary 1024, block 512, random weights, fp32,
+`torch.set_num_threads(2)`; top-k 100, temperature 1, multinomial draws; one image = 256 tokens
+after one SOS token. Sliding window: a conditioning grid of the image's size (segmentation-
+style), window 16x16, i.e. sequences of 256 conditioning + up to 255 image tokens.
+
+    python benchmarks/bench_sample.py --json [--baseline]
+
+prints a JSON object as its last line with `s_per_image_b1`, `s_per_image_b8`,
+`tokens_per_s_b1`, `tokens_per_s_b8`, `sliding_s_per_image` (16x16 grid: one window),
+`sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16` (opt-in bf16 decode weights).
+`--baseline` adds faithful re-implementations of the original's slow samplers, timed on the same
+machine: `Net2NetTransformer.sample` (full recompute per step, original attention math),
+`sample_with_past` (cache re-concatenated every step, HF top-k/top-p filter) and the original
+sliding window (one full 511-token forward per token; timed over `--baseline-forwards`
+forwards and multiplied by the number of tokens, since every such forward costs the same),
+plus the speed-up ratios. Times are medians over repeats; the load average is reported because
+other processes on a 2-core machine distort the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from taming.sampling import (
+    sample_sliding_window,
+    sample_tokens,
+    top_k_logits,
+    top_k_top_p_filtering,
+)
+from taming.transformer.gpt import GPT, legacy_attn_mask
+
+logger = logging.getLogger("bench_sample")
+
+CONFIG = dict(vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=512)
+TOP_K = 100
+STEPS = 256
+
+
+def timed(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def timed_pair(
+    ours: Callable[[], object], base: Callable[[], object], repeats: int
+) -> tuple[float, float]:
+    """Median times of two functions run alternately, so load changes hit both alike."""
+    t_ours, t_base = [], []
+    for _ in range(repeats):
+        t_ours.append(timed(ours, 1))
+        t_base.append(timed(base, 1))
+    return sorted(t_ours)[repeats // 2], sorted(t_base)[repeats // 2]
+
+
+# ------------------------------------------------------------------ the original's samplers
+
+
+def original_block(blk, x, mask, layer_past=None):
+    """One minGPT block with the original attention math; returns `(x, present)`."""
+    B, T, C = x.shape
+    a, h = blk.attn, blk.ln1(x)
+    nh, hs = a.n_head, C // a.n_head
+    k = a.key(h).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    q = a.query(h).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    v = a.value(h).view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+    present = torch.stack((k, v))
+    if layer_past is not None:
+        past_k, past_v = layer_past
+        k, v = torch.cat((past_k, k), dim=-2), torch.cat((past_v, v), dim=-2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hs))
+    if layer_past is None:
+        att = att.masked_fill(mask[:, :, :T, :T] == 0, float("-inf"))
+    y = F.softmax(att, dim=-1) @ v  # (B, nh, T, hs)
+    y = y.transpose(1, 2).contiguous().view(B, T, C)
+    x = x + a.proj(y)
+    return x + blk.mlp(blk.ln2(x)), present
+
+
+def original_forward_with_past(gpt, mask, idx, past=None, past_length=None):
+    """`GPT.forward_with_past`: the past list is re-concatenated on every call."""
+    x = gpt.tok_emb(idx)
+    if past is not None:
+        past = torch.cat(past, dim=-2)  # (n_layer, 2, B, nh, past_length, hs)
+        x = x + gpt.pos_emb[:, past_length, :]
+    else:
+        x = x + gpt.pos_emb[:, : idx.shape[1], :]
+    presents = []
+    for n, blk in enumerate(gpt.blocks):
+        x, present = original_block(blk, x, mask, None if past is None else past[n])
+        presents.append(present)
+    return gpt.head(gpt.ln_f(x)), torch.stack(presents)
+
+
+def original_forward(gpt, mask, idx):
+    return original_forward_with_past(gpt, mask, idx)[0]
+
+
+def original_sample(gpt, mask, cond, steps, top_k):
+    """`Net2NetTransformer.sample`: full forward of the whole prefix per token."""
+    x = cond
+    for _ in range(steps):
+        logits = original_forward(gpt, mask, x)[:, -1, :] / 1.0
+        probs = F.softmax(top_k_logits(logits, top_k), dim=-1)
+        x = torch.cat((x, torch.multinomial(probs, num_samples=1)), dim=1)
+    return x[:, cond.shape[1] :]
+
+
+def original_sample_with_past(gpt, mask, cond, steps, top_k, top_p=1.0):
+    """`sample_with_past` of `scripts/sample_fast.py` (HF 4.3.1 filter, p=1 pass included)."""
+    x, sample, past = cond, cond, None
+    for n in range(steps):
+        logits, present = original_forward_with_past(
+            gpt, mask, x, past=past, past_length=n + cond.shape[1] - 1
+        )
+        past = [present] if past is None else past + [present]
+        logits = top_k_top_p_filtering(logits[:, -1, :] / 1.0, top_k=top_k, top_p=top_p)
+        x = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1)
+        sample = torch.cat((sample, x), dim=1)
+    return sample[:, cond.shape[1] :]
+
+
+def original_sliding_forward_time(gpt, mask, n_forwards: int) -> float:
+    """Seconds per token of the original sliding window: one 511-token forward + draw."""
+    seq = torch.randint(0, CONFIG["vocab_size"], (1, 512))
+    t0 = time.perf_counter()
+    for _ in range(n_forwards):
+        logits = original_forward(gpt, mask, seq[:, :-1])
+        logits = logits[:, -256:, :].reshape(1, 16, 16, -1)[:, 8, 8, :]
+        probs = F.softmax(top_k_logits(logits, TOP_K), dim=-1)
+        torch.multinomial(probs, num_samples=1)
+    return (time.perf_counter() - t0) / n_forwards
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
+    parser.add_argument("--baseline", action="store_true", help="also time the original's ways")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
+    parser.add_argument("--baseline-forwards", type=int, default=6)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    gpt = GPT(**CONFIG).eval()
+    res: dict[str, float] = {}
+
+    def record(key: str, value: float) -> None:
+        res[key] = round(value, 4)
+        logger.info("%-40s %10.4f", key, value)
+
+    mask = legacy_attn_mask(CONFIG["block_size"])
+    cgrid16 = torch.randint(0, CONFIG["vocab_size"], (1, 16, 16))
+    cgrid32 = torch.randint(0, CONFIG["vocab_size"], (1, 32, 32))
+    with torch.inference_mode():
+        for batch in (1, 8):
+            cond = torch.zeros(batch, 1, dtype=torch.long)
+            sample_tokens(gpt, cond, 32, top_k=TOP_K)  # warm-up (packs the decode weights)
+            ours = lambda cond=cond: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
+            if args.baseline:
+                base = lambda cond=cond: original_sample_with_past(gpt, mask, cond, STEPS, TOP_K)  # noqa: E731
+                t, t_base = timed_pair(ours, base, args.repeats)
+                record(f"baseline_with_past_s_per_image_b{batch}", t_base / batch)
+                record(f"speedup_b{batch}", t_base / t)
+            else:
+                t = timed(ours, args.repeats)
+            record(f"s_per_image_b{batch}", t / batch)
+            record(f"tokens_per_s_b{batch}", STEPS * batch / t)
+
+        for size, cgrid in ((16, cgrid16), (32, cgrid32)):
+            key = "sliding_s_per_image" if size == 16 else "sliding_32x32_s_per_image"
+            ours = lambda size=size, cgrid=cgrid: sample_sliding_window(  # noqa: E731
+                gpt, (size, size), cond_grid=cgrid, top_k=TOP_K
+            )
+            reps = args.repeats if size == 16 else 1
+            if args.baseline:  # alternate our run with timed original forwards
+                n_fwd = args.baseline_forwards
+                runs = [
+                    (timed(ours, 1), original_sliding_forward_time(gpt, mask, n_fwd))
+                    for _ in range(reps)
+                ]
+                t = sorted(r[0] for r in runs)[reps // 2]
+                per_token = sorted(r[1] for r in runs)[reps // 2]
+                record("baseline_" + key, per_token * size * size)
+                record("speedup_" + key.removesuffix("_s_per_image"), per_token * size**2 / t)
+            else:
+                t = timed(ours, reps)
+            record(key, t)
+
+        cond = torch.zeros(1, 1, dtype=torch.long)
+        gpt.to_low_precision("bf16")
+        sample_tokens(gpt, cond, 32, top_k=TOP_K)
+        t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
+        record("s_per_image_b1_bf16", t)
+        gpt.to_low_precision(None)
+
+        if args.baseline:
+            t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)
+            record("baseline_uncached_s_per_image_b1", t)
+
+    res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    if args.json:
+        print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
