@@ -1,0 +1,190 @@
+"""VQGAN training-iteration throughput (images per second), ours vs the original's way.
+
+Config (the first issue's speed note): ch 64, ch_mult [1,1,2,2], num_res_blocks 2,
+attn_resolutions [8], z_channels 64, embed_dim 64, n_embed 1024, resolution 64; batch 4, fp32,
+2 threads. Loss: `VQLPIPSWithDiscriminator` with the perceptual loss on a VGG16 trunk (random
+weights: `lpips_pretrained=False`, same cost), the discriminator active from step 0
+(`disc_start=0`), everything in train mode (LPIPS dropout and discriminator BatchNorm active,
+as in the original training).
+
+An iteration is a generator step plus a discriminator step, each with backward and Adam step:
+
+- ours (`taming.train.gan_step`, what `taming train` runs): one autoencoder forward; the
+  adaptive weight from the losses' gradients w.r.t. the reconstruction (one backward through
+  LPIPS, one through the discriminator); one backward through the autoencoder; the
+  discriminator step reuses the (detached) reconstruction;
+- `--baseline` (the original, PL 1.0 automatic optimization with two optimizers): per
+  optimizer a full autoencoder forward with only that optimizer's parameters requiring
+  gradients; the adaptive weight by two `autograd.grad` calls through LPIPS and the
+  discriminator, then a full backward.
+
+With `--baseline` both are timed in the same run, interleaved, on the same weights.
+
+    flock /tmp/taming-bench.lock python benchmarks/bench_train.py --baseline --json
+
+prints a JSON object as its last line: images_per_s (ours), gen_s / disc_s (seconds per
+step), and with --baseline also baseline_images_per_s, baseline_gen_s, baseline_disc_s and
+speedup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+import torch
+
+from taming.autoencoder.vqmodel import VQModel
+from taming.train.gan_step import discriminator_step, generator_step
+
+DDCONFIG = dict(
+    double_z=False,
+    z_channels=64,
+    resolution=64,
+    in_channels=3,
+    out_ch=3,
+    ch=64,
+    ch_mult=[1, 1, 2, 2],
+    num_res_blocks=2,
+    attn_resolutions=[8],
+    dropout=0.0,
+)
+LOSSCONFIG = dict(
+    target="taming.losses.vqperceptual.VQLPIPSWithDiscriminator",
+    params=dict(disc_start=0, disc_weight=0.8, codebook_weight=1.0, lpips_pretrained=False),
+)
+
+
+def build(seed: int = 0) -> tuple[VQModel, torch.optim.Optimizer, torch.optim.Optimizer]:
+    """The speed-note VQGAN with its loss, in train mode, and the two Adam optimizers."""
+    torch.manual_seed(seed)
+    model = VQModel(ddconfig=DDCONFIG, lossconfig=LOSSCONFIG, n_embed=1024, embed_dim=64)
+    model.init_loss()
+    model.train()
+    ae = [p for n, p in model.named_parameters() if not n.startswith("loss.") and p.requires_grad]
+    d = list(model.loss.discriminator.parameters())
+    lr = 4.5e-6 * 4
+    return (
+        model,
+        torch.optim.Adam(ae, lr=lr, betas=(0.5, 0.9)),
+        torch.optim.Adam(d, lr=lr, betas=(0.5, 0.9)),
+    )
+
+
+def ours(model: VQModel, opt_ae, opt_d, x: torch.Tensor, step: int) -> tuple[float, float]:
+    """One iteration as `taming train` runs it; returns (generator s, discriminator s)."""
+    t0 = time.perf_counter()
+    out = generator_step(model, x, step)
+    opt_ae.zero_grad(set_to_none=True)
+    out.surrogate.backward()
+    opt_ae.step()
+    t1 = time.perf_counter()
+    d_loss, _ = discriminator_step(model.loss, x, out.reconstructions, step)
+    opt_d.zero_grad(set_to_none=True)
+    d_loss.backward()
+    opt_d.step()
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _toggle(opt: torch.optim.Optimizer, all_params: list[torch.Tensor]) -> None:
+    # PL 1.0 `toggle_optimizer`: only the current optimizer's parameters require gradients
+    mine = {id(p) for g in opt.param_groups for p in g["params"]}
+    for p in all_params:
+        p.requires_grad_(id(p) in mine)
+
+
+def baseline(model: VQModel, opt_ae, opt_d, x: torch.Tensor, step: int) -> tuple[float, float]:
+    """One iteration the original's way; returns (generator s, discriminator s)."""
+    params = [p for g in opt_ae.param_groups + opt_d.param_groups for p in g["params"]]
+    last = model.get_last_layer()
+    t0 = time.perf_counter()
+    _toggle(opt_ae, params)
+    xrec, qloss = model(x)
+    aeloss, _ = model.loss(qloss, x, xrec, 0, step, last_layer=last, split="train")
+    opt_ae.zero_grad(set_to_none=True)
+    aeloss.backward()
+    opt_ae.step()
+    t1 = time.perf_counter()
+    _toggle(opt_d, params)
+    xrec, qloss = model(x)
+    discloss, _ = model.loss(qloss, x, xrec, 1, step, last_layer=last, split="train")
+    opt_d.zero_grad(set_to_none=True)
+    discloss.backward()
+    opt_d.step()
+    t2 = time.perf_counter()
+    for p in params:
+        p.requires_grad_(True)
+    return t1 - t0, t2 - t1
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def measure(
+    runners: dict[str, Callable], batch: int, iters: int, rounds: int, warmup: int
+) -> dict[str, tuple[float, float]]:
+    """Median (generator s, discriminator s) per runner, interleaved in rounds."""
+    setups = {name: build() for name in runners}
+    x = torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in runners}
+    step = {name: 0 for name in runners}
+    for name, fn in runners.items():
+        for _ in range(warmup):
+            fn(*setups[name], x, step[name])
+            step[name] += 1
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            for _ in range(iters):
+                times[name].append(fn(*setups[name], x, step[name]))
+                step[name] += 1
+    return {
+        name: (_median([t[0] for t in ts]), _median([t[1] for t in ts]))
+        for name, ts in times.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
+    parser.add_argument("--baseline", action="store_true", help="also time the original's way")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=3, help="iterations per round")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    runners: dict[str, Callable] = {"ours": ours}
+    if args.baseline:
+        runners["baseline"] = baseline
+    res = measure(runners, args.batch, args.iters, args.rounds, args.warmup)
+    gen, disc = res["ours"]
+    out: dict[str, float] = {
+        "images_per_s": round(args.batch / (gen + disc), 3),
+        "gen_s": round(gen, 4),
+        "disc_s": round(disc, 4),
+    }
+    print(
+        f"ours:     {out['images_per_s']:.2f} images/s (generator {gen:.3f} s, disc {disc:.3f} s)"
+    )
+    if args.baseline:
+        bgen, bdisc = res["baseline"]
+        out["baseline_images_per_s"] = round(args.batch / (bgen + bdisc), 3)
+        out["baseline_gen_s"] = round(bgen, 4)
+        out["baseline_disc_s"] = round(bdisc, 4)
+        out["speedup"] = round((bgen + bdisc) / (gen + disc), 3)
+        print(
+            f"baseline: {out['baseline_images_per_s']:.2f} images/s "
+            f"(generator {bgen:.3f} s, disc {bdisc:.3f} s); speedup {out['speedup']:.2f}x"
+        )
+    if args.json:
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Training callbacks: input/reconstruction image grids and the skipped-file report.
+
+`ImageLogger` follows the original `main.ImageLogger` (`batch_frequency=750, max_images=4,
+clamp=True, increase_log_steps=True`): grids of `log_images(batch)` are written to
+`<run>/images/{train,val}/<key>_gs-<step:06>_e-<epoch:06>_b-<batch:06>.png` (`make_grid` with 4
+per row, `(x + 1) / 2` scaling). Training grids are written when the generator-step count is a
+multiple of `batch_frequency` and, with `increase_log_steps`, also at steps 1, 2, 4, ... below
+it (the original keyed this on the per-epoch batch index, which repeats every epoch); one
+validation grid (of the first batch) is written per validation run.
+
+`SkippedFilesReport` logs, per epoch, how many unreadable images the datasets skipped
+(metric `data/skipped_<split>`), with a warning naming the files when the count grows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ConfigSnapshot", "ImageLogger", "SkippedFilesReport", "make_grid", "save_image_grid"]
+
+
+def make_grid(images: torch.Tensor, nrow: int = 4, padding: int = 2) -> torch.Tensor:
+    """Tile (B, C, H, W) images into one (C, H', W') grid, `nrow` per row, zero padding."""
+    b, c, h, w = images.shape
+    ncol = min(nrow, b)
+    nrows = math.ceil(b / ncol)
+    grid = images.new_zeros((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding))
+    for i in range(b):
+        r, col = divmod(i, ncol)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[:, top : top + h, left : left + w] = images[i]
+    return grid
+
+
+def save_image_grid(
+    images: torch.Tensor, path: str | Path, nrow: int = 4, clamp: bool = True
+) -> Path:
+    """Write images in [-1, 1] (B, C, H, W) as one PNG grid; returns the path.
+
+    1-channel images are written as grayscale; more than 3 channels are cut to the first 3.
+    """
+    x = images.detach().float().cpu()
+    if clamp:
+        x = x.clamp(-1.0, 1.0)
+    x = (x + 1.0) / 2.0  # [-1, 1] -> [0, 1]
+    if x.shape[1] > 3:
+        x = x[:, :3]
+    grid = make_grid(x, nrow=nrow)  # (C, H', W')
+    arr = (grid.clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
+    arr = arr[0] if arr.shape[0] == 1 else np.transpose(arr, (1, 2, 0))  # CHW -> HWC
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+class ImageLogger(Callback):
+    """Write input/reconstruction grids during training and validation.
+
+    Args:
+        batch_frequency: write training grids every this many generator steps.
+        max_images: images per grid.
+        clamp: clamp to [-1, 1] before scaling to [0, 255].
+        increase_log_steps: also write at steps 1, 2, 4, ... below `batch_frequency`.
+        disabled: write nothing.
+        log_first_step: also write at step 0 (the untrained model).
+        nrow: images per grid row.
+        save_dir: where `images/` goes (default: the trainer's `default_root_dir`).
+    """
+
+    def __init__(
+        self,
+        batch_frequency: int = 750,
+        max_images: int = 4,
+        clamp: bool = True,
+        increase_log_steps: bool = True,
+        disabled: bool = False,
+        log_first_step: bool = False,
+        nrow: int = 4,
+        save_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.batch_freq = max(1, int(batch_frequency))
+        self.max_images = max_images
+        self.clamp = clamp
+        self.increase_log_steps = increase_log_steps
+        self.disabled = disabled
+        self.log_first_step = log_first_step
+        self.nrow = nrow
+        self.save_dir = save_dir
+        self.written: list[Path] = []
+
+    def _due(self, step: int) -> bool:
+        if step == 0:
+            return self.log_first_step
+        if step % self.batch_freq == 0:
+            return True
+        return self.increase_log_steps and step < self.batch_freq and step & (step - 1) == 0
+
+    def log_images(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, split: str, idx: int
+    ) -> None:
+        if self.disabled or not trainer.is_global_zero or not hasattr(pl_module, "log_images"):
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            with torch.no_grad():
+                images = pl_module.log_images(batch, split=split)
+        finally:
+            pl_module.train(was_training)
+        root = Path(self.save_dir or trainer.default_root_dir) / "images" / split
+        step = int(getattr(pl_module, "step_count", trainer.global_step))
+        for key, value in images.items():
+            if not isinstance(value, torch.Tensor) or value.ndim != 4:
+                continue
+            name = f"{key}_gs-{step:06}_e-{trainer.current_epoch:06}_b-{idx:06}.png"
+            path = save_image_grid(
+                value[: self.max_images], root / name, nrow=self.nrow, clamp=self.clamp
+            )
+            self.written.append(path)
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        step = int(getattr(pl_module, "step_count", trainer.global_step))
+        if self._due(step) and getattr(self, "_last_step", None) != step:
+            self._last_step = step
+            self.log_images(trainer, pl_module, batch, "train", batch_idx)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0 and not trainer.sanity_checking:
+            self.log_images(trainer, pl_module, batch, "val", batch_idx)
+
+
+class SkippedFilesReport(Callback):
+    """Report unreadable files skipped by the datasets (`DataModuleFromConfig.skipped_files`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: dict[str, int] = {}
+
+    def report(self, trainer: pl.Trainer, pl_module: pl.LightningModule | None = None) -> None:
+        dm = trainer.datamodule
+        if dm is None or not hasattr(dm, "skipped_files"):
+            return
+        for split, (count, paths) in dm.skipped_files().items():
+            total = count
+            if trainer.world_size > 1:
+                t = torch.tensor(float(count), device=trainer.strategy.root_device)
+                total = int(trainer.strategy.reduce(t, reduce_op="sum").item())
+            if pl_module is not None and trainer.training:
+                pl_module.log(f"data/skipped_{split}", float(total), on_step=False, on_epoch=True)
+            if total > self.reported.get(split, 0):
+                shown = ", ".join(paths[:5]) + (" ..." if len(paths) > 5 else "")
+                logger.warning(
+                    "data: %d unreadable file(s) skipped in the %s set so far (%s)",
+                    total,
+                    split,
+                    shown or "on other processes",
+                )
+                self.reported[split] = total
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.report(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.report(trainer)
+
+
+class ConfigSnapshot(Callback):
+    """Create the run folder and save the merged configs there (rank 0; the original's
+    `SetupCallback`): `configs/<now>-project.yaml` (everything but `lightning`) and
+    `configs/<now>-lightning.yaml` (`lightning:` with the trainer options actually used).
+
+    Args:
+        logdir: the run folder.
+        now: the run's timestamp (file name prefix).
+        project: the config without its `lightning` section.
+        lightning: the `lightning` section.
+    """
+
+    def __init__(self, logdir: str | Path, now: str, project: Any, lightning: Any) -> None:
+        super().__init__()
+        self.logdir = Path(logdir)
+        self.now = now
+        self.project = project
+        self.lightning = lightning
+        self.written = False
+
+    def write(self) -> None:
+        from omegaconf import OmegaConf
+
+        cfgdir = self.logdir / "configs"
+        for d in (self.logdir, self.logdir / "checkpoints", cfgdir):
+            d.mkdir(parents=True, exist_ok=True)
+        project = OmegaConf.to_yaml(OmegaConf.create(self.project), resolve=True)
+        (cfgdir / f"{self.now}-project.yaml").write_text(project)
+        lightning = OmegaConf.create({"lightning": self.lightning})
+        (cfgdir / f"{self.now}-lightning.yaml").write_text(OmegaConf.to_yaml(lightning))
+        logger.info("run folder: %s", self.logdir)
+        logger.debug("project config:\n%s", project)
+        self.written = True
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if trainer.is_global_zero and not self.written:
+            self.write()

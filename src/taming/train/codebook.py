@@ -1,0 +1,56 @@
+"""Codebook usage and perplexity of a vector quantiser, accumulated over an epoch.
+
+VQ-VAE (van den Oord et al., 2017) codebooks tend to collapse onto few codes; VQGAN training
+logs how many codes are in use. `CodebookCounter` keeps a histogram of the code indices seen
+since the last reset; `codebook_stats(counts)` turns it into
+
+- usage: the fraction of the `n` codes used at least once, in [0, 1];
+- perplexity: `exp(H(p))` of the empirical code distribution `p`, in [1, n] (n when all codes
+  are used equally often).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["CodebookCounter", "codebook_stats"]
+
+
+def codebook_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(usage, perplexity)` of a histogram of code indices (n,); zeros if it is empty."""
+    counts = counts.double()
+    total = counts.sum()
+    if total <= 0:
+        zero = torch.zeros((), dtype=torch.float64, device=counts.device)
+        return zero, zero
+    usage = (counts > 0).double().mean()
+    p = counts / total
+    entropy = -(p * torch.log(p.clamp_min(1e-30))).sum()
+    return usage, torch.exp(entropy)
+
+
+class CodebookCounter:
+    """Histogram of code indices (kept on the indices' device, not a module buffer).
+
+    Args:
+        n_codes: codebook size (`n_embed`, or `re_embed` for a remapped quantizer).
+    """
+
+    def __init__(self, n_codes: int) -> None:
+        self.n_codes = int(n_codes)
+        self.counts: torch.Tensor | None = None
+
+    def update(self, indices: torch.Tensor) -> None:
+        """Count the indices of a batch (any shape; values in [0, n_codes))."""
+        flat = indices.detach().reshape(-1).long()
+        hist = torch.bincount(flat, minlength=self.n_codes)[: self.n_codes]
+        self.counts = hist if self.counts is None else self.counts + hist.to(self.counts)
+
+    def reset(self) -> None:
+        self.counts = None
+
+    def histogram(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The counts so far, (n_codes,) int64 (zeros if nothing was counted)."""
+        if self.counts is None:
+            return torch.zeros(self.n_codes, dtype=torch.long, device=device)
+        return self.counts.to(device)

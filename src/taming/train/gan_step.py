@@ -1,0 +1,168 @@
+"""One VQGAN training iteration with a single backward pass per network.
+
+"Taming Transformers for High-Resolution Image Synthesis" (Esser, Rombach, Ommer, CVPR 2021),
+Eq. 7: the generator minimises `L_rec + L_codebook + lambda * L_GAN` with the adaptive weight
+
+    lambda = ||grad_w L_rec|| / (||grad_w L_GAN|| + 1e-4),    w = decoder.conv_out.weight.
+
+The original computed `lambda` with two `autograd.grad(..., last_layer)` calls from the two
+losses and then ran a full backward of the total loss: LPIPS (VGG16) and the discriminator
+were each backpropagated twice. Here the autoencoder output `x_hat` is cut from the graph
+(`r = x_hat.detach().requires_grad_()`):
+
+1. `g_nll = dL_rec/dr` (one backward through L1 + LPIPS) and `g_adv = dL_GAN/dr` (one backward
+   through the discriminator, input gradients only);
+2. both are mapped to the last layer with `autograd.grad(x_hat, w, grad_outputs=g)`, which runs
+   only the last convolution's weight-gradient kernel (the chain rule: `dL/dw = (dx_hat/dw)^T
+   dL/dx_hat`), giving exactly the two gradients the original formula takes norms of;
+3. `d_weight` is computed from their norms exactly as `calculate_adaptive_weight` does;
+4. one backward from `x_hat` with the gradient `g_nll + d_weight * disc_factor * g_adv` (plus
+   the codebook loss) reaches every autoencoder parameter with the gradient of the original
+   total loss.
+
+The discriminator step reuses the generator step's reconstruction (detached). It is the
+reconstruction from *before* the generator's optimizer step; the original re-ran the
+autoencoder after that update (PL 1.0 called `training_step` once per optimizer), which costs a
+whole extra forward pass for a one-step-old fake.
+
+Everything here is plain PyTorch, so benchmarks and tests use the same code as the trainer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from taming.losses.vqperceptual import adopt_weight
+
+__all__ = [
+    "GeneratorStep",
+    "adaptive_weight_from_output_grads",
+    "autoencode",
+    "discriminator_step",
+    "generator_step",
+]
+
+
+class GeneratorStep(NamedTuple):
+    """Result of `generator_step`.
+
+    Attributes:
+        loss: the total generator loss (detached), the original's `aeloss`.
+        surrogate: scalar to backpropagate; its gradient w.r.t. every autoencoder parameter
+            equals the gradient of the original total loss.
+        reconstructions: x_hat (B, C, H, W), detached; reused by the discriminator step.
+        indices: codebook indices of this batch (any shape), detached.
+        log: detached `{split}/total_loss, quant_loss, nll_loss, rec_loss, p_loss, d_weight,
+            disc_factor, g_loss`, as `VQLPIPSWithDiscriminator.generator_loss` logs them.
+    """
+
+    loss: torch.Tensor
+    surrogate: torch.Tensor
+    reconstructions: torch.Tensor
+    indices: torch.Tensor
+    log: dict[str, torch.Tensor]
+
+
+def autoencode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """x (B, C, H, W) -> `(x_hat (B, C, H, W), codebook loss, indices)` in one forward pass."""
+    quant, qloss, info = model.encode(x)
+    indices = info[2] if isinstance(info, tuple) else info
+    return model.decode(quant), qloss, indices
+
+
+def _last_layer_grad(output: torch.Tensor, last_layer: torch.Tensor, grad: torch.Tensor):
+    # Only the nodes on the path from `output` to `last_layer` run: for conv_out that is the
+    # weight-gradient kernel of one convolution.
+    (g,) = torch.autograd.grad(output, last_layer, grad_outputs=grad, retain_graph=True)
+    return g
+
+
+def adaptive_weight_from_output_grads(
+    output: torch.Tensor,
+    last_layer: torch.Tensor,
+    nll_grad: torch.Tensor,
+    adv_grad: torch.Tensor,
+    disc_weight: float = 1.0,
+) -> torch.Tensor:
+    """The original adaptive weight from the two losses' gradients w.r.t. the decoder output.
+
+    Args:
+        output: x_hat (B, C, H, W), still attached to the graph that contains `last_layer`.
+        last_layer: the weight the norms are taken on (`decoder.conv_out.weight`).
+        nll_grad: dL_rec/dx_hat (B, C, H, W).
+        adv_grad: dL_GAN/dx_hat (B, C, H, W).
+        disc_weight: the loss's `discriminator_weight` multiplier.
+
+    Returns:
+        `disc_weight * clamp(||dL_rec/dw|| / (||dL_GAN/dw|| + 1e-4), 0, 1e4)`, detached, equal
+        to `VQLPIPSWithDiscriminator.calculate_adaptive_weight(L_rec, L_GAN, w)`.
+    """
+    nll_w = _last_layer_grad(output, last_layer, nll_grad)
+    adv_w = _last_layer_grad(output, last_layer, adv_grad)
+    d_weight = torch.norm(nll_w) / (torch.norm(adv_w) + 1e-4)
+    d_weight = torch.clamp(d_weight, 0.0, 1e4).detach()
+    return d_weight * disc_weight
+
+
+def generator_step(
+    model: nn.Module, x: torch.Tensor, global_step: int, split: str = "train"
+) -> GeneratorStep:
+    """Forward pass, losses and adaptive weight of the VQGAN generator (autoencoder) update.
+
+    Args:
+        model: a `VQModel`-like module with `encode`, `decode`, `get_last_layer` and a built
+            `loss` (`VQLPIPSWithDiscriminator`).
+        x: input images (B, C, H, W) in [-1, 1].
+        global_step: generator steps so far; the GAN term is on from `disc_start`.
+        split: prefix of the log keys.
+
+    Returns:
+        A `GeneratorStep`; backpropagate `surrogate` (scaled as needed), then step.
+    """
+    loss_fn = model.loss
+    if getattr(loss_fn, "disc_conditional", False):
+        raise ValueError("generator_step does not support a conditional discriminator")
+    xrec, qloss, indices = autoencode(model, x)  # (B, C, H, W), graph to the AE parameters
+    r = xrec.detach().requires_grad_(True)  # LPIPS and D see a leaf: no second backward
+    nll_loss, rec_loss, p_loss = loss_fn.reconstruction_loss(x, r)
+    g_loss = loss_fn.adversarial_loss(r)
+    (nll_grad,) = torch.autograd.grad(nll_loss, r)  # through L1 + LPIPS, once
+    (adv_grad,) = torch.autograd.grad(g_loss, r)  # through D (input gradients only), once
+    d_weight = adaptive_weight_from_output_grads(
+        xrec, model.get_last_layer(), nll_grad, adv_grad, loss_fn.discriminator_weight
+    )
+    disc_factor = adopt_weight(
+        loss_fn.disc_factor, global_step, threshold=loss_fn.discriminator_iter_start
+    )
+    q_loss = qloss.mean()
+    gan_scale = d_weight * disc_factor
+    grad_rec = nll_grad + gan_scale * adv_grad  # d(total)/d(x_hat), (B, C, H, W)
+    surrogate = (xrec * grad_rec).sum() + loss_fn.codebook_weight * q_loss
+    with torch.no_grad():
+        total = nll_loss + gan_scale * g_loss + loss_fn.codebook_weight * q_loss
+    device = nll_loss.device
+    log = {
+        f"{split}/total_loss": total.detach().clone(),
+        f"{split}/quant_loss": qloss.detach().mean(),
+        f"{split}/nll_loss": nll_loss.detach(),
+        f"{split}/rec_loss": rec_loss.detach().mean(),
+        f"{split}/p_loss": p_loss.detach().mean(),
+        f"{split}/d_weight": d_weight.detach(),
+        f"{split}/disc_factor": torch.tensor(float(disc_factor), device=device),
+        f"{split}/g_loss": g_loss.detach(),
+    }
+    return GeneratorStep(total.detach(), surrogate, xrec.detach(), indices.detach(), log)
+
+
+def discriminator_step(
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    reconstructions: torch.Tensor,
+    global_step: int,
+    split: str = "train",
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Discriminator loss on real `x` and the (detached) generator-step reconstructions."""
+    return loss_fn.discriminator_loss(x, reconstructions.detach(), global_step, split=split)
