@@ -21,9 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 1200)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 1000)")
     p.add_argument("--size", type=int, default=64, help="crop size in pixels (default 64)")
-    p.add_argument("--batch-size", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--batch-size", type=int, default=4, help="batch size (default 4)")
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=7.5,
+        help="stop training after this many minutes (default 7.5; 0: no limit)",
+    )
     p.add_argument("--seed", type=int, default=23)
     p.add_argument(
         "--lpips",
@@ -45,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         seed=args.seed,
         perceptual=args.lpips,
+        max_minutes=args.max_minutes or None,
         progress=not args.no_progress,
     )
     if args.steps is not None:

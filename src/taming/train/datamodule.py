@@ -119,6 +119,12 @@ class DataModuleFromConfig(pl.LightningDataModule):
         self.persistent_workers = persistent_workers
         self.wrap = wrap
         self.datasets: dict[str, Any] = {}
+        if "train" in self.dataset_configs:
+            self.train_dataloader = self._train_dataloader
+        if "validation" in self.dataset_configs:
+            self.val_dataloader = self._val_dataloader
+        if "test" in self.dataset_configs:
+            self.test_dataloader = self._test_dataloader
 
     # LightningDataModule hooks -----------------------------------------------------------
 
@@ -162,14 +168,17 @@ class DataModuleFromConfig(pl.LightningDataModule):
             persistent_workers=persistent and workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    # Loader methods exist only for configured splits (set in __init__, as the original did),
+    # so Lightning runs no validation or test loop for a split that is not there.
+
+    def _train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("validation", shuffle=False) if self.has_split("validation") else []
+    def _val_dataloader(self) -> DataLoader:
+        return self._loader("validation", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test", shuffle=False) if self.has_split("test") else []
+    def _test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
 
     # reporting ---------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ list of stages, each a function `stage(ctx) -> StageResult`; they run in order a
 `DemoContext` (output folder, seed, results of earlier stages). Today there is one stage:
 
 `vqgan_stage` trains a small VQGAN (f4, 16x16 codes at 64 px, L1 reconstruction, PatchGAN
-discriminator switched on for the last part of training) with the regular trainer
-(`taming.train.run.run_training`), then writes into the output folder:
+discriminator from 60% of the steps on; 1000 steps of 4 crops, about 5 minutes on 2 CPU
+cores, stopped early after `max_minutes` of training if the machine is slower) with the
+regular trainer (`taming.train.run.run_training`), then writes into the output folder:
 
 - `inputs.png`, `reconstructions_step0.png` (untrained), `reconstructions.png` (trained):
   16 fixed validation crops;
@@ -67,11 +68,12 @@ class DemoContext:
     """Settings shared by the stages, and the results of the stages run so far."""
 
     out: Path
-    steps: int = 1200
+    steps: int = 1000
     size: int = 64
-    batch_size: int = 8
+    batch_size: int = 4
     seed: int = 23
     perceptual: bool = False
+    max_minutes: float | None = 7.5
     progress: bool = True
     results: dict[str, StageResult] = field(default_factory=dict)
 
@@ -85,23 +87,32 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def demo_vqgan_config(
-    steps: int, size: int = 64, batch_size: int = 8, perceptual: bool = False
+    steps: int = 1000,
+    size: int = 64,
+    batch_size: int = 4,
+    perceptual: bool = False,
+    max_minutes: float | None = None,
 ) -> dict[str, Any]:
-    """The demo's training config (same schema as `configs/vqgan/skimage_demo.yaml`)."""
-    return {
+    """The demo's training config (the same as `configs/vqgan/skimage_demo.yaml`).
+
+    Chosen for quality per CPU-minute (measured on 2 cores): a narrow f4 autoencoder (ch 32,
+    16x16 codes at 64 px, 256 codes), small batches with a high learning rate, the PatchGAN
+    discriminator from 60% of the steps on.
+    """
+    config: dict[str, Any] = {
         "model": {
-            "base_learning_rate": 5.0e-5,  # x batch 8 = 4e-4
+            "base_learning_rate": 2.5e-4,  # x batch 4 = 1e-3
             "target": "taming.autoencoder.vqmodel.VQModel",
             "params": {
-                "embed_dim": 64,
+                "embed_dim": 32,
                 "n_embed": 256,
                 "ddconfig": {
                     "double_z": False,
-                    "z_channels": 64,
+                    "z_channels": 32,
                     "resolution": size,
                     "in_channels": 3,
                     "out_ch": 3,
-                    "ch": 64,
+                    "ch": 32,
                     "ch_mult": [1, 2, 2],
                     "num_res_blocks": 1,
                     "attn_resolutions": [],
@@ -152,6 +163,9 @@ def demo_vqgan_config(
             },
         },
     }
+    if max_minutes:
+        config["lightning"]["trainer"]["max_time"] = {"minutes": float(max_minutes)}
+    return config
 
 
 class _ReconstructionProbe(pl.Callback):
@@ -212,7 +226,7 @@ def vqgan_stage(ctx: DemoContext) -> StageResult:
     for old in ("checkpoints", "configs", "images"):  # a fresh run each time
         shutil.rmtree(out / old, ignore_errors=True)
     (out / "metrics.csv").unlink(missing_ok=True)
-    config = demo_vqgan_config(ctx.steps, ctx.size, ctx.batch_size, ctx.perceptual)
+    config = demo_vqgan_config(ctx.steps, ctx.size, ctx.batch_size, ctx.perceptual, ctx.max_minutes)
     if not ctx.progress:
         config["lightning"]["trainer"]["enable_progress_bar"] = False
     probe = _ReconstructionProbe(_probe_images(ctx.size), out)

@@ -44,13 +44,12 @@ from torch import nn
 
 from taming.autoencoder.vqmodel import EMAVQ
 from taming.train.codebook import CodebookCounter, codebook_stats
-from taming.train.gan_step import autoencode, discriminator_step, generator_step
+from taming.train.gan_step import autoencode, discriminator_step, generator_step, make_adam
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["VQGANModule"]
 
-ADAM_BETAS = (0.5, 0.9)
 # frozen VGG16 trunk of LPIPS, left out of checkpoints (restored from the weights file)
 FROZEN_PREFIX = "model.loss.perceptual_loss.net."
 
@@ -116,14 +115,10 @@ class VQGANModule(pl.LightningModule):
         ]
 
     def configure_optimizers(self) -> Any:
-        opt_ae = torch.optim.Adam(
-            self.autoencoder_parameters(), lr=self.learning_rate, betas=ADAM_BETAS
-        )
+        opt_ae = make_adam(self.autoencoder_parameters(), self.learning_rate)
         if not self.is_gan:
             return opt_ae
-        opt_disc = torch.optim.Adam(
-            self.model.loss.discriminator.parameters(), lr=self.learning_rate, betas=ADAM_BETAS
-        )
+        opt_disc = make_adam(self.model.loss.discriminator.parameters(), self.learning_rate)
         return [opt_ae, opt_disc]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
