@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from taming.autoencoder.vqmodel import VQModel
+from taming.train import gan_step
 from taming.train.gan_step import discriminator_step, generator_step
 
 DDCONFIG = dict(
@@ -57,8 +58,11 @@ def original_step(model: VQModel, x: torch.Tensor, step: int):
     return log["train/d_weight"], total, log, xrec
 
 
+@pytest.mark.parametrize("path", ["conv_weight_grad", "autograd_to_last_layer"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_adaptive_weight_equals_original_formula(dtype):
+def test_adaptive_weight_equals_original_formula(dtype, path, monkeypatch):
+    if path == "autograd_to_last_layer":  # the route for a last layer that is not conv_out
+        monkeypatch.setattr(gan_step, "last_conv", lambda model: None)
     model = make_model(dtype=dtype)
     x = batch(dtype)
     torch.manual_seed(5)  # same LPIPS dropout masks in both computations

@@ -12,9 +12,11 @@ were each backpropagated twice. Here the autoencoder output `x_hat` is cut from 
 
 1. `g_nll = dL_rec/dr` (one backward through L1 + LPIPS) and `g_adv = dL_GAN/dr` (one backward
    through the discriminator, input gradients only);
-2. both are mapped to the last layer with `autograd.grad(x_hat, w, grad_outputs=g)`, which runs
-   only the last convolution's weight-gradient kernel (the chain rule: `dL/dw = (dx_hat/dw)^T
-   dL/dx_hat`), giving exactly the two gradients the original formula takes norms of;
+2. both are mapped to the last layer's weight by the chain rule, `dL/dw = (dx_hat/dw)^T
+   dL/dx_hat`: for `x_hat = conv_out(h)` that is the convolution's weight-gradient kernel
+   applied to `h` (recorded by a forward hook) and `g` (`torch.nn.grad.conv2d_weight`, the
+   kernel autograd itself runs), giving exactly the two gradients the original formula takes
+   norms of; it needs no graph to the parameter, so it works under DDP and FSDP wrappers;
 3. `d_weight` is computed from their norms exactly as `calculate_adaptive_weight` does;
 4. one backward from `x_hat` with the gradient `g_nll + d_weight * disc_factor * g_adv` (plus
    the codebook loss) reaches every autoencoder parameter with the gradient of the original
@@ -42,8 +44,10 @@ __all__ = [
     "GeneratorStep",
     "adaptive_weight_from_output_grads",
     "autoencode",
+    "conv_weight_grad",
     "discriminator_step",
     "generator_step",
+    "last_conv",
     "make_adam",
 ]
 
@@ -91,11 +95,62 @@ def autoencode(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return model.decode(quant), qloss, indices
 
 
-def _last_layer_grad(output: torch.Tensor, last_layer: torch.Tensor, grad: torch.Tensor):
-    # Only the nodes on the path from `output` to `last_layer` run: for conv_out that is the
-    # weight-gradient kernel of one convolution.
-    (g,) = torch.autograd.grad(output, last_layer, grad_outputs=grad, retain_graph=True)
-    return g
+def last_conv(model: nn.Module) -> nn.Conv2d | None:
+    """`decoder.conv_out` if it is the layer whose weight `get_last_layer()` returns."""
+    conv = getattr(getattr(model, "decoder", None), "conv_out", None)
+    if (
+        isinstance(conv, nn.Conv2d)
+        and conv.padding_mode == "zeros"
+        and not isinstance(conv.padding, str)
+        and model.get_last_layer() is conv.weight
+    ):
+        return conv
+    return None
+
+
+class _InputOf:
+    """Context manager recording the input of a module's last call (a forward hook)."""
+
+    def __init__(self, module: nn.Module | None) -> None:
+        self.module = module
+        self.input: torch.Tensor | None = None
+
+    def __enter__(self) -> _InputOf:
+        if self.module is not None:
+            self.handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        self.input = args[0]
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.module is not None:
+            self.handle.remove()
+
+
+def conv_weight_grad(conv: nn.Conv2d, conv_input: torch.Tensor, grad_output: torch.Tensor):
+    """dL/dW of `conv` given its input (B, C_in, H, W) and dL/d(output) (B, C_out, H', W').
+
+    The weight-gradient kernel that autograd runs for the conv, without the graph, so it works
+    whatever wraps the parameters (DDP, FSDP).
+    """
+    shape = (conv.out_channels, conv.in_channels // conv.groups, *conv.kernel_size)
+    return torch.nn.grad.conv2d_weight(
+        conv_input.detach(),
+        shape,
+        grad_output.to(conv_input.dtype),
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+    )
+
+
+def _ratio(nll_w: torch.Tensor, adv_w: torch.Tensor, disc_weight: float) -> torch.Tensor:
+    # exactly VQLPIPSWithDiscriminator.calculate_adaptive_weight, from the two gradients
+    d_weight = torch.norm(nll_w) / (torch.norm(adv_w) + 1e-4)
+    d_weight = torch.clamp(d_weight, 0.0, 1e4).detach()
+    return d_weight * disc_weight
 
 
 def adaptive_weight_from_output_grads(
@@ -107,9 +162,13 @@ def adaptive_weight_from_output_grads(
 ) -> torch.Tensor:
     """The original adaptive weight from the two losses' gradients w.r.t. the decoder output.
 
+    For a last layer other than a plain `conv_out` (see `conv_weight_grad` for that case):
+    `autograd.grad(output, last_layer, grad_outputs=g)` runs only the nodes between the output
+    and the layer.
+
     Args:
         output: x_hat (B, C, H, W), still attached to the graph that contains `last_layer`.
-        last_layer: the weight the norms are taken on (`decoder.conv_out.weight`).
+        last_layer: the weight the norms are taken on.
         nll_grad: dL_rec/dx_hat (B, C, H, W).
         adv_grad: dL_GAN/dx_hat (B, C, H, W).
         disc_weight: the loss's `discriminator_weight` multiplier.
@@ -118,11 +177,9 @@ def adaptive_weight_from_output_grads(
         `disc_weight * clamp(||dL_rec/dw|| / (||dL_GAN/dw|| + 1e-4), 0, 1e4)`, detached, equal
         to `VQLPIPSWithDiscriminator.calculate_adaptive_weight(L_rec, L_GAN, w)`.
     """
-    nll_w = _last_layer_grad(output, last_layer, nll_grad)
-    adv_w = _last_layer_grad(output, last_layer, adv_grad)
-    d_weight = torch.norm(nll_w) / (torch.norm(adv_w) + 1e-4)
-    d_weight = torch.clamp(d_weight, 0.0, 1e4).detach()
-    return d_weight * disc_weight
+    (nll_w,) = torch.autograd.grad(output, last_layer, grad_outputs=nll_grad, retain_graph=True)
+    (adv_w,) = torch.autograd.grad(output, last_layer, grad_outputs=adv_grad, retain_graph=True)
+    return _ratio(nll_w, adv_w, disc_weight)
 
 
 def generator_step(
@@ -143,15 +200,24 @@ def generator_step(
     loss_fn = model.loss
     if getattr(loss_fn, "disc_conditional", False):
         raise ValueError("generator_step does not support a conditional discriminator")
-    xrec, qloss, indices = autoencode(model, x)  # (B, C, H, W), graph to the AE parameters
+    conv = last_conv(model)
+    with _InputOf(conv) as conv_in:
+        xrec, qloss, indices = autoencode(model, x)  # (B, C, H, W), graph to the AE params
     r = xrec.detach().requires_grad_(True)  # LPIPS and D see a leaf: no second backward
     nll_loss, rec_loss, p_loss = loss_fn.reconstruction_loss(x, r)
     g_loss = loss_fn.adversarial_loss(r)
     (nll_grad,) = torch.autograd.grad(nll_loss, r)  # through L1 + LPIPS, once
     (adv_grad,) = torch.autograd.grad(g_loss, r)  # through D (input gradients only), once
-    d_weight = adaptive_weight_from_output_grads(
-        xrec, model.get_last_layer(), nll_grad, adv_grad, loss_fn.discriminator_weight
-    )
+    if conv is not None and conv_in.input is not None:  # dW = conv weight-gradient(h, g)
+        d_weight = _ratio(
+            conv_weight_grad(conv, conv_in.input, nll_grad),
+            conv_weight_grad(conv, conv_in.input, adv_grad),
+            loss_fn.discriminator_weight,
+        )
+    else:
+        d_weight = adaptive_weight_from_output_grads(
+            xrec, model.get_last_layer(), nll_grad, adv_grad, loss_fn.discriminator_weight
+        )
     disc_factor = adopt_weight(
         loss_fn.disc_factor, global_step, threshold=loss_fn.discriminator_iter_start
     )
