@@ -337,3 +337,67 @@ def test_ddp_two_cpu_processes_train_and_checkpoint(tmp_path):
     ckpt = load_ckpt(run / "checkpoints" / "last.ckpt")
     assert ckpt["taming"]["step_count"] == 2
     assert taming.load(run) is not None
+
+
+class _FailAt(Callback):
+    def __init__(self, at_batch: int) -> None:
+        self.at_batch = at_batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if pl_module.step_count == self.at_batch:
+            raise RuntimeError("boom")
+
+
+def test_an_error_during_training_saves_last_ckpt_then_propagates(tmp_path):
+    from taming.train.run import TrainOptions, run_training
+
+    images = make_images(tmp_path / "imgs", n=8)
+    cfg = tiny_config(tmp_path / "tiny.yaml", images, validation=False)
+    logs = tmp_path / "logs"
+    opts = TrainOptions(
+        base=[str(cfg)],
+        overrides=QUIET,
+        logdir=str(logs),
+        trainer={"max_steps": 50},
+        callbacks=[_FailAt(3)],
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(opts)
+    ckpt = load_ckpt(only_run(logs) / "checkpoints" / "last.ckpt")
+    assert ckpt["taming"]["step_count"] == 3  # like the original's melk()
+
+    # an error before anything was trained leaves an existing last.ckpt alone
+    run = only_run(logs)
+    before = (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    opts = TrainOptions(
+        resume=str(run), overrides=QUIET, trainer={"max_steps": 50}, callbacks=[_FailAt(3)]
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(opts)
+    assert (run / "checkpoints" / "last.ckpt").stat().st_mtime_ns == before
+
+
+def test_missing_signals_are_skipped_and_resume_accepts_a_checkpoint_file(tmp_path):
+    from taming.train.checkpointing import LastCheckpoint
+    from taming.train.run import TrainOptions, resolve_run
+
+    cb = LastCheckpoint(tmp_path, stop_signals=("SIGNOSUCH", "SIGTERM"))
+    cb._install_handlers()  # a signal this platform lacks is ignored, not an error
+    cb._restore_handlers()
+    run = tmp_path / "logs" / "2024-01-01T00-00-00_x"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "configs").mkdir()
+    (run / "configs" / "2024-01-01T00-00-00-project.yaml").write_text("model: {}\n")
+    (run / "checkpoints" / "epoch=000001.ckpt").write_bytes(b"")
+    paths = resolve_run(TrainOptions(resume=str(run / "checkpoints" / "epoch=000001.ckpt")))
+    assert paths.logdir == run and paths.ckpt_path.name == "epoch=000001.ckpt"
+    assert paths.base == [str(run / "configs" / "2024-01-01T00-00-00-project.yaml")]
+
+
+def test_debug_runs_are_moved_aside(tmp_path):
+    images = make_images(tmp_path / "imgs", n=4)
+    cfg = tiny_config(tmp_path / "tiny.yaml", images, validation=False)
+    logs = tmp_path / "logs"
+    assert main(["train", "-b", str(cfg), "-d", "-l", str(logs), "--max_steps", "1", *QUIET]) == 0
+    moved = list((logs / "debug_runs").iterdir())
+    assert len(moved) == 1 and (moved[0] / "checkpoints" / "last.ckpt").is_file()

@@ -265,6 +265,10 @@ def _bad_folder(root: Path) -> Path:
     Image.fromarray(rgb[:10, :10]).save(root / "d_tiny.png")  # 10x10: upscaled to the crop
     (root / "e_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     Image.fromarray(rgb).convert("RGBA").save(root / "f_rgba.png")
+    Image.fromarray(rgb).convert("L").save(root / "g_gray.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
+    Image.fromarray(rgb[:, :20]).save(root / "h_exif_rotated.jpg", exif=exif)
     return root
 
 
@@ -283,8 +287,8 @@ def test_bad_images_train_and_the_skipped_count_is_reported(tmp_path, caplog):
     }
     cfg = write_config(tmp_path / "b.yaml", vq_model(), data)
     with caplog.at_level(logging.WARNING):
-        res = train(tmp_path, cfg, 6)  # two epochs of 3 batches: every file is read
-    assert res.step_count == 6
+        res = train(tmp_path, cfg, 8)  # two epochs of 4 batches: every file is read
+    assert res.step_count == 8
     skipped = values(metrics(res.logdir), "data/skipped_train")
     assert skipped and skipped[-1] == 1.0
     assert "1 unreadable file(s) skipped in the train set" in caplog.text
