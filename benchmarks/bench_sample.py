@@ -15,8 +15,9 @@ machine: `Net2NetTransformer.sample` (full recompute per step, original attentio
 `sample_with_past` (cache re-concatenated every step, HF top-k/top-p filter) and the original
 sliding window (one full 511-token forward per token; timed over `--baseline-forwards`
 forwards and multiplied by the number of tokens, since every such forward costs the same),
-plus the speed-up ratios. Times are medians over repeats; the load average is reported because
-other processes on a 2-core machine distort the numbers.
+plus the speed-up ratios; ours and the baseline are run alternately so that load changes hit
+both. Times are medians over repeats. `loadavg_1m` is reported because other processes on a
+2-core machine distort 2-thread timings badly; `--parts b1,b8` etc. splits a run.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ logger = logging.getLogger("bench_sample")
 CONFIG = dict(vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=512)
 TOP_K = 100
 STEPS = 256
+PARTS = ("b1", "b8", "sliding16", "sliding32", "bf16", "uncached")
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -158,7 +160,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--baseline-forwards", type=int, default=6)
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated subset of {','.join(PARTS)} (to split a run over quiet periods)",
+    )
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown parts: {sorted(parts - set(PARTS))}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     torch.set_num_threads(args.threads)
@@ -174,7 +184,7 @@ def main() -> None:
     cgrid16 = torch.randint(0, CONFIG["vocab_size"], (1, 16, 16))
     cgrid32 = torch.randint(0, CONFIG["vocab_size"], (1, 32, 32))
     with torch.inference_mode():
-        for batch in (1, 8):
+        for batch in [b for b in (1, 8) if f"b{b}" in parts]:
             cond = torch.zeros(batch, 1, dtype=torch.long)
             sample_tokens(gpt, cond, 32, top_k=TOP_K)  # warm-up (packs the decode weights)
             ours = lambda cond=cond: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
@@ -189,6 +199,8 @@ def main() -> None:
             record(f"tokens_per_s_b{batch}", STEPS * batch / t)
 
         for size, cgrid in ((16, cgrid16), (32, cgrid32)):
+            if f"sliding{size}" not in parts:
+                continue
             key = "sliding_s_per_image" if size == 16 else "sliding_32x32_s_per_image"
             ours = lambda size=size, cgrid=cgrid: sample_sliding_window(  # noqa: E731
                 gpt, (size, size), cond_grid=cgrid, top_k=TOP_K
@@ -209,17 +221,18 @@ def main() -> None:
             record(key, t)
 
         cond = torch.zeros(1, 1, dtype=torch.long)
-        gpt.to_low_precision("bf16")
-        sample_tokens(gpt, cond, 32, top_k=TOP_K)
-        t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
-        record("s_per_image_b1_bf16", t)
-        gpt.to_low_precision(None)
+        if "bf16" in parts:
+            gpt.to_low_precision("bf16")
+            sample_tokens(gpt, cond, 32, top_k=TOP_K)
+            t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
+            record("s_per_image_b1_bf16", t)
+            gpt.to_low_precision(None)
 
-        if args.baseline:
+        if args.baseline and "uncached" in parts:
             t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)
             record("baseline_uncached_s_per_image_b1", t)
 
-    res["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    res["loadavg_1m"] = round(os.getloadavg()[0], 2)  # > 0 means other processes competed
     if args.json:
         print(json.dumps(res))
 
