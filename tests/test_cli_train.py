@@ -401,3 +401,27 @@ def test_debug_runs_are_moved_aside(tmp_path):
     assert main(["train", "-b", str(cfg), "-d", "-l", str(logs), "--max_steps", "1", *QUIET]) == 0
     moved = list((logs / "debug_runs").iterdir())
     assert len(moved) == 1 and (moved[0] / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resume_from_an_original_run_folder_is_a_warm_start(tmp_path, caplog):
+    """An original (PL 1.x) run: weights and step count are taken, optimizers start afresh."""
+    from taming.config import instantiate_from_config, load_config
+
+    images = make_images(tmp_path / "imgs", n=4)
+    cfg = tiny_config(tmp_path / "tiny.yaml", images, validation=False)
+    run = tmp_path / "logs" / "2020-11-09T13-33-36_custom_vqgan"
+    (run / "configs").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "configs" / "2020-11-09T13-33-36-project.yaml").write_text(cfg.read_text())
+    model = instantiate_from_config(load_config(cfg).model)
+    model.init_loss()
+    torch.nn.init.constant_(model.decoder.conv_out.bias, 0.25)
+    torch.save(  # original layout: no "model." prefix, no Lightning 2 loop state
+        {"state_dict": model.state_dict(), "global_step": 7, "epoch": 3},
+        run / "checkpoints" / "last.ckpt",
+    )
+    assert main(["train", "-r", str(run), "--max_steps", "8", *QUIET]) == 0
+    assert "optimizer states start afresh" in caplog.text
+    ckpt = load_ckpt(run / "checkpoints" / "last.ckpt")
+    assert ckpt["taming"]["step_count"] == 8
+    assert float(ckpt["optimizer_states"][0]["state"][0]["step"]) == 1

@@ -72,17 +72,17 @@ class _BoolAction(argparse.Action):
             raise argparse.ArgumentError(self, str(e)) from None
 
 
-TRAINER_FLAGS: dict[str, Any] = {
-    "devices": str,
-    "accelerator": str,
-    "strategy": str,
-    "precision": str,
-    "num_nodes": int,
-    "max_steps": int,
-    "max_epochs": int,
-    "accumulate_grad_batches": int,
-    "gpus": str,
-    "resume_from_checkpoint": str,
+TRAINER_FLAGS: dict[str, tuple[Any, str]] = {
+    "devices": (str, "devices per node: 2, 0,1 (ids), auto, -1 (all)"),
+    "accelerator": (str, "cpu, gpu, cuda, mps, auto (default)"),
+    "strategy": (str, "ddp, ddp_spawn, fsdp, deepspeed, auto (DDP when > 1 device)"),
+    "precision": (str, "32-true (default), bf16-mixed, 16-mixed, ..."),
+    "num_nodes": (int, "nodes (multi-node: run the command on every node)"),
+    "max_steps": (int, "stop after this many generator steps (batches)"),
+    "max_epochs": (int, "stop after this many epochs"),
+    "accumulate_grad_batches": (int, "batches per optimizer step (scales the learning rate)"),
+    "gpus": (str, "PL 1.x style: '0,' = GPU 0, '0,1' = two GPUs, 2 = two GPUs"),
+    "resume_from_checkpoint": (str, "continue from this checkpoint in a new run folder"),
 }
 
 
@@ -139,8 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write checkpoints/last.ckpt every N steps (default 500)",
     )
     g = p.add_argument_group("trainer options (override lightning.trainer)")
-    for flag, typ in TRAINER_FLAGS.items():
-        g.add_argument(f"--{flag}", type=typ, default=None)
+    for flag, (typ, text) in TRAINER_FLAGS.items():
+        g.add_argument(f"--{flag}", type=typ, default=None, help=text)
     p.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="config overrides (OmegaConf dotlist)"
     )

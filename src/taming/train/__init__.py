@@ -36,10 +36,15 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     # training metrics are logged per process (as the original did); the epoch-level codebook
     # and skipped-file counts are reduced across processes by taming itself
-    warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(train|data)/")
+    warnings.filterwarnings(
+        "ignore", message=r"It is recommended to use `self.log\('((train|data)/|temperature')"
+    )
     warnings.filterwarnings(
         "ignore", message=r"It is recommended to use `self.log\('\w+/(codebook_usage|perplexity)'"
     )
+    # configs without a validation split are normal
+    warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_")
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller")
 
 
 _quiet_lightning()

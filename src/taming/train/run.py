@@ -353,12 +353,17 @@ def build_callbacks(
     return callbacks
 
 
-def _is_lightning2_checkpoint(path: Path) -> bool:
+def _lightning2_checkpoint_steps(path: Path) -> tuple[int, int] | None:
+    """`(Lightning global_step, generator step_count)` of one of our checkpoints, else None."""
     try:
         content = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except Exception:
-        return False
-    return isinstance(content, dict) and "loops" in content
+        return None
+    if not isinstance(content, dict) or "loops" not in content:
+        return None
+    global_step = int(content.get("global_step", 0))
+    step_count = content.get("taming", {}).get("step_count")
+    return global_step, int(step_count) if step_count is not None else -1
 
 
 def _warm_start(module: Any, ckpt: Path) -> None:
@@ -451,8 +456,22 @@ def run_training(opts: TrainOptions) -> RunResult:
     if opts.train and not data.has_split("train"):
         raise ConfigError("data.params.train: no training dataset configured")
 
-    if trainer_kw.get("max_steps") not in (None, -1):
-        trainer_kw["max_steps"] = int(trainer_kw["max_steps"]) * module.n_optimizers
+    # The checkpoint to continue from: ours (resumed by Lightning) or an original one (weights
+    # and step count only). `offset` = generator steps not counted by Lightning's global_step.
+    ckpt_path, offset = None, 0
+    if paths.ckpt_path is not None:
+        steps = _lightning2_checkpoint_steps(paths.ckpt_path)
+        if steps is not None:
+            ckpt_path = str(paths.ckpt_path)
+            global_step, step_count = steps
+            if step_count >= 0:
+                offset = step_count - global_step // module.n_optimizers
+        else:
+            _warm_start(module, paths.ckpt_path)
+            offset = module.step_count
+    if trainer_kw.get("max_steps") not in (None, -1):  # generator steps -> optimizer steps
+        remaining = max(0, int(trainer_kw["max_steps"]) - offset)
+        trainer_kw["max_steps"] = remaining * module.n_optimizers
     trainer_kw["strategy"] = make_strategy(trainer_kw)
     snapshot = ConfigSnapshot(paths.logdir, paths.now, project=project_cfg, lightning=lightning_cfg)
     callbacks = build_callbacks(
@@ -484,14 +503,8 @@ def run_training(opts: TrainOptions) -> RunResult:
     batch_size = int(getattr(data, "batch_size", 1))
     module.learning_rate = _learning_rate(project_cfg, trainer, module, batch_size)
 
-    ckpt_path = None
-    if paths.ckpt_path is not None:
-        if _is_lightning2_checkpoint(paths.ckpt_path):
-            ckpt_path = str(paths.ckpt_path)
-            if trainer.is_global_zero:
-                logger.info("resuming from %s", ckpt_path)
-        else:
-            _warm_start(module, paths.ckpt_path)
+    if ckpt_path is not None and trainer.is_global_zero:
+        logger.info("resuming from %s", ckpt_path)
 
     last = next(cb for cb in callbacks if isinstance(cb, LastCheckpoint))
     stopped_by = None
