@@ -303,6 +303,7 @@ class GPT(nn.Module):
         return self.block_size
 
     def _embed(self, idx: Tensor, embeddings: Tensor | None, pos: int) -> Tensor:
+        """Token (+ prefix) embeddings plus the position rows `[pos, pos + E + t)`."""
         x = self.tok_emb(idx)  # (B, t, d)
         if embeddings is not None:
             x = torch.cat((embeddings, x), dim=1)  # (B, E + t, d)
@@ -312,7 +313,7 @@ class GPT(nn.Module):
                 f"Cannot forward positions up to {end}: the model's block_size is "
                 f"{self.block_size} (conditioning + image tokens must fit)"
             )
-        return self.drop(x + self.pos_emb[:, pos:end])
+        return x + self.pos_emb[:, pos:end]
 
     def forward(
         self, idx: Tensor, embeddings: Tensor | None = None, targets: Tensor | None = None
@@ -327,7 +328,7 @@ class GPT(nn.Module):
         Returns:
             `(logits (B, E + t, vocab_size), loss or None)`.
         """
-        x = self._embed(idx, embeddings, 0)
+        x = self.drop(self._embed(idx, embeddings, 0))
         mask, is_causal = _attention_mask(x.shape[1], 0, self.n_unmasked, x.device)
         for block in self.blocks:
             x = block(x, mask, is_causal)
@@ -419,24 +420,15 @@ class GPT(nn.Module):
             raise RuntimeError("forward_cached is for inference; call .eval() first")
         if embeddings is not None and input_pos != 0:
             raise ValueError("prefix embeddings can only be fed at input_pos=0")
-        x = F.embedding(idx, self.tok_emb.weight)  # (B, t, d)
-        if embeddings is not None:
-            x = torch.cat((embeddings, x), dim=1)  # (B, E + t, d)
+        x = self._embed(idx, embeddings, input_pos)
         B, T, C = x.shape
-        end = input_pos + T
-        if end > self.block_size:
-            raise ValueError(
-                f"Cannot forward positions up to {end}: the model's block_size is "
-                f"{self.block_size} (conditioning + image tokens must fit)"
-            )
         if 0 < self.n_unmasked and not (
             input_pos >= self.n_unmasked or (input_pos == 0 and T >= self.n_unmasked)
         ):
             raise ValueError(
                 f"the bidirectional prefix (n_unmasked={self.n_unmasked}) must be fed in one "
-                f"call from position 0; got positions [{input_pos}, {end})"
+                f"call from position 0; got positions [{input_pos}, {input_pos + T})"
             )
-        x = x + self.pos_emb[:, input_pos:end]
         weights = self._decode_weights()
         mask, is_causal = _attention_mask(T, input_pos, self.n_unmasked, x.device)
         nh = self.n_head
