@@ -551,10 +551,15 @@ def run_training(opts: TrainOptions) -> RunResult:
     if stopped_by and trainer.is_global_zero:
         _log_resume_hint(paths.logdir, last, f"stopped on {stopped_by}")
     ckpt = paths.logdir / "checkpoints" / "last.ckpt"
+    step_count = int(module.step_count)
+    if ckpt.is_file() and trainer.is_global_zero:  # also right after ddp_spawn's processes
+        saved = _lightning2_checkpoint_steps(ckpt)
+        if saved is not None and saved[1] >= 0:
+            step_count = saved[1]
     return RunResult(
         logdir=paths.logdir,
         checkpoint=ckpt if ckpt.is_file() else None,
-        step_count=int(module.step_count),
+        step_count=step_count,
         global_step=int(trainer.global_step),
         stopped_by=stopped_by,
         module=module,

@@ -26,6 +26,10 @@ Gradient accumulation (`accumulate_grad_batches`) is done here, since Lightning 
 accumulate under manual optimization: losses are divided by k and the optimizers step every k
 batches (and at the end of an epoch), like PL 1.0's automatic accumulation.
 
+Checkpoints leave out the frozen VGG16 trunk of LPIPS (`model.loss.perceptual_loss.net.*`,
+58 MB that never change and are read from the weights file); it is put back from the module's
+own copy when a checkpoint is restored.
+
 Logged: every loss term (`train/aeloss`, `train/discloss` and the loss dictionaries:
 `total_loss, quant_loss, nll_loss, rec_loss, p_loss, d_weight, disc_factor, g_loss,
 disc_loss, logits_real, logits_fake`), `temperature` (Gumbel), and per epoch
