@@ -192,6 +192,21 @@ class SkippedFilesReport(Callback):
         self.report(trainer)
 
 
+def _free_timestamp(cfgdir: Path, now: str) -> str:
+    """`now`, or the next second without config files yet (a resume within the same second
+    must not overwrite the snapshot it was started from; names keep sorting by time)."""
+    from datetime import datetime, timedelta
+
+    fmt = "%Y-%m-%dT%H-%M-%S"
+    try:
+        t = datetime.strptime(now, fmt)
+    except ValueError:
+        return now
+    while (cfgdir / f"{t.strftime(fmt)}-project.yaml").exists():
+        t += timedelta(seconds=1)
+    return t.strftime(fmt)
+
+
 class ConfigSnapshot(Callback):
     """Create the run folder and save the merged configs there (rank 0; the original's
     `SetupCallback`): `configs/<now>-project.yaml` (everything but `lightning`) and
@@ -218,6 +233,7 @@ class ConfigSnapshot(Callback):
         cfgdir = self.logdir / "configs"
         for d in (self.logdir, self.logdir / "checkpoints", cfgdir):
             d.mkdir(parents=True, exist_ok=True)
+        self.now = _free_timestamp(cfgdir, self.now)
         project = OmegaConf.to_yaml(OmegaConf.create(self.project), resolve=True)
         (cfgdir / f"{self.now}-project.yaml").write_text(project)
         lightning = OmegaConf.create({"lightning": self.lightning})
