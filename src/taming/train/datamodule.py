@@ -109,12 +109,9 @@ class DataModuleFromConfig(pl.LightningDataModule):
         for split, cfg in zip(SPLITS, (train, validation, test)):
             if cfg is not None:
                 self.dataset_configs[split] = to_container(cfg)
-        if num_workers is None:
-            cap = max(1, available_cpus() // _local_processes())
-            num_workers = min(2 * self.batch_size, cap)
-        elif num_workers < 0:
+        if num_workers is not None and num_workers < 0:
             raise ConfigError(f"data.params.num_workers: must be >= 0, got {num_workers}")
-        self.num_workers = int(num_workers)
+        self._num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
         self.wrap = wrap
@@ -147,6 +144,17 @@ class DataModuleFromConfig(pl.LightningDataModule):
                 dataset = WrappedDataset(dataset)
             self.datasets[split] = dataset
             logger.info("data: %s = %s, %d examples", split, type(dataset).__name__, len(dataset))
+
+    @property
+    def num_workers(self) -> int:
+        """Loader workers: as configured, else `2 * batch_size` capped at this process's CPUs."""
+        if self._num_workers is not None:
+            return int(self._num_workers)
+        processes = _local_processes()
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:  # processes of this run on this node
+            processes = max(processes, int(getattr(trainer, "num_devices", 1) or 1))
+        return min(2 * self.batch_size, max(1, available_cpus() // processes))
 
     def has_split(self, split: str) -> bool:
         return split in self.dataset_configs
