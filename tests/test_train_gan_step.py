@@ -96,6 +96,17 @@ def test_fused_backward_gives_the_original_gradients():
     assert all(p.grad is None for p in model.loss.discriminator.parameters())
 
 
+def test_grad_scale_changes_nothing_in_fp32():
+    model = make_model()
+    x = batch()
+    torch.manual_seed(5)
+    plain = generator_step(model, x, global_step=1)
+    torch.manual_seed(5)
+    scaled = generator_step(model, x, global_step=1, grad_scale=2.0**16)
+    for key, value in plain.log.items():
+        torch.testing.assert_close(scaled.log[key], value, rtol=1e-6, atol=1e-7, msg=key)
+
+
 def test_disc_start_gates_the_gan_term_but_d_weight_is_still_computed():
     model = make_model(disc_start=3, perceptual_weight=0.0)
     x = batch()

@@ -183,7 +183,11 @@ def adaptive_weight_from_output_grads(
 
 
 def generator_step(
-    model: nn.Module, x: torch.Tensor, global_step: int, split: str = "train"
+    model: nn.Module,
+    x: torch.Tensor,
+    global_step: int,
+    split: str = "train",
+    grad_scale: float = 1.0,
 ) -> GeneratorStep:
     """Forward pass, losses and adaptive weight of the VQGAN generator (autoencoder) update.
 
@@ -193,6 +197,9 @@ def generator_step(
         x: input images (B, C, H, W) in [-1, 1].
         global_step: generator steps so far; the GAN term is on from `disc_start`.
         split: prefix of the log keys.
+        grad_scale: the losses are multiplied by this before their gradients w.r.t. x_hat are
+            taken, which are then divided by it (fp16 mixed precision: pass the GradScaler's
+            scale so small gradients do not underflow; a power of two changes nothing else).
 
     Returns:
         A `GeneratorStep`; backpropagate `surrogate` (scaled as needed), then step.
@@ -206,8 +213,10 @@ def generator_step(
     r = xrec.detach().requires_grad_(True)  # LPIPS and D see a leaf: no second backward
     nll_loss, rec_loss, p_loss = loss_fn.reconstruction_loss(x, r)
     g_loss = loss_fn.adversarial_loss(r)
-    (nll_grad,) = torch.autograd.grad(nll_loss, r)  # through L1 + LPIPS, once
-    (adv_grad,) = torch.autograd.grad(g_loss, r)  # through D (input gradients only), once
+    (nll_grad,) = torch.autograd.grad(nll_loss * grad_scale, r)  # through L1 + LPIPS, once
+    (adv_grad,) = torch.autograd.grad(g_loss * grad_scale, r)  # through D (input grads), once
+    if grad_scale != 1.0:
+        nll_grad, adv_grad = nll_grad.float() / grad_scale, adv_grad.float() / grad_scale
     if conv is not None and conv_in.input is not None:  # dW = conv weight-gradient(h, g)
         d_weight = _ratio(
             conv_weight_grad(conv, conv_in.input, nll_grad),

@@ -149,6 +149,13 @@ class VQGANModule(pl.LightningModule):
         # dropout and the discriminator's BatchNorm statistics are active during training.
         self.train()
 
+    def _grad_scale(self) -> float:
+        """The fp16 GradScaler's current scale (1 without one)."""
+        scaler = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", None)
+        if scaler is None or not scaler.is_enabled():
+            return 1.0
+        return float(scaler.get_scale())
+
     def _optimizer_step(self, opt: Any) -> None:
         if self.gradient_clip_val:
             self.clip_gradients(
@@ -171,7 +178,7 @@ class VQGANModule(pl.LightningModule):
 
         if self.is_gan:
             opt_ae, opt_disc = self.optimizers()
-            out = generator_step(self.model, x, step, split="train")
+            out = generator_step(self.model, x, step, split="train", grad_scale=self._grad_scale())
             self.manual_backward(out.surrogate / k if k > 1 else out.surrogate)
             if boundary:
                 self._optimizer_step(opt_ae)
