@@ -35,6 +35,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_codec.py --json
+	$(PY) benchmarks/bench_train.py --baseline --json
+	$(PY) benchmarks/bench_sample.py --json
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -59,4 +59,7 @@ LEGACY_TARGETS: dict[str, str] = {
     # training entry point (added with the training issue)
     "main.DataModuleFromConfig": "taming.train.datamodule.DataModuleFromConfig",
     "cutlit.DataModuleFromConfig": "taming.train.datamodule.DataModuleFromConfig",
+    "main.WrappedDataset": "taming.train.datamodule.WrappedDataset",
+    "main.ImageLogger": "taming.train.callbacks.ImageLogger",
+    "main.LearningRateMonitor": "lightning.pytorch.callbacks.LearningRateMonitor",
 }
