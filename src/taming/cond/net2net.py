@@ -347,9 +347,17 @@ class Net2NetTransformer(nn.Module):
         top_k: int | None = None,
         callback: Callable[[int], Any] | None = None,
         N: int = 4,
+        conditional_builder: Any = None,
+        label_for_category_no: Callable[[int], str] | None = None,
         **kwargs: Any,
     ) -> dict[str, torch.Tensor]:
-        """Inputs, reconstructions, half/zero-pixel samples and greedy samples, as images."""
+        """Inputs, reconstructions, half/zero-pixel samples and greedy samples, as images.
+
+        Layout conditions (`objects_bbox`, `objects_center_points` token lists) are drawn as
+        `conditioning` with `conditional_builder.plot` when a builder is given (the original
+        took it from the trainer's validation dataset; `Net2NetModule` passes it), labelled
+        by `label_for_category_no` (default: the category number).
+        """
         device = self.transformer.tok_emb.weight.device
         x, c = self.get_xc(batch, N)
         x, c = x.to(device), c.to(device)
@@ -368,6 +376,10 @@ class Net2NetTransformer(nn.Module):
             "samples_nopix": self.decode_to_img(nopix, quant_z.shape),
             "samples_det": self.decode_to_img(det, quant_z.shape),
         }
+        if conditional_builder is not None and c.ndim == 2 and c.shape[1] > 1:
+            plots = _plot_layouts(conditional_builder, c, label_for_category_no, x.shape[-2:])
+            if plots is not None:
+                log["conditioning"] = plots.to(x)
         if self.cond_stage_key not in ("class_label", self.first_stage_key) and c.ndim == 4:
             if c.shape[1] > 3 and hasattr(self.cond_stage_model, "to_rgb"):
                 rec = self.cond_stage_model.decode(quant_c)
@@ -378,3 +390,19 @@ class Net2NetTransformer(nn.Module):
             else:
                 log["conditioning"] = c
         return log
+
+
+def _plot_layouts(
+    builder: Any,
+    c: torch.Tensor,
+    label_for_category_no: Callable[[int], str] | None,
+    size: Sequence[int],
+) -> torch.Tensor | None:
+    """Layout plots `(B, 3, H, W)` in [-1, 1] of token lists `c (B, L)`; None if it fails."""
+    label = label_for_category_no or (lambda no: str(no))
+    figure_size = (int(size[1]), int(size[0]))  # (width, height)
+    try:
+        return torch.stack([builder.plot(row.cpu(), label, figure_size) for row in c])
+    except Exception as e:  # a display aid: never let it stop training
+        logger.warning("could not plot the layout conditioning: %s: %s", type(e).__name__, e)
+        return None

@@ -77,6 +77,9 @@ class ImageLogger(Callback):
         log_first_step: also write at step 0 (the untrained model).
         nrow: images per grid row.
         save_dir: where `images/` goes (default: the trainer's `default_root_dir`).
+        log_images_kwargs: extra keyword arguments of the module's `log_images` (e.g.
+            `top_k`, `temperature` of a transformer's samples). `N=max_images` is always
+            passed, so a transformer samples only the images that are written.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class ImageLogger(Callback):
         log_first_step: bool = False,
         nrow: int = 4,
         save_dir: str | None = None,
+        log_images_kwargs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.batch_freq = max(1, int(batch_frequency))
@@ -99,6 +103,7 @@ class ImageLogger(Callback):
         self.log_first_step = log_first_step
         self.nrow = nrow
         self.save_dir = save_dir
+        self.log_images_kwargs = dict(log_images_kwargs or {})
         self.written: list[Path] = []
 
     def _due(self, step: int) -> bool:
@@ -117,7 +122,9 @@ class ImageLogger(Callback):
         pl_module.eval()
         try:
             with torch.no_grad():
-                images = pl_module.log_images(batch, split=split)
+                images = pl_module.log_images(
+                    batch, split=split, N=self.max_images, **self.log_images_kwargs
+                )
         finally:
             pl_module.train(was_training)
         root = Path(self.save_dir or trainer.default_root_dir) / "images" / split

@@ -248,11 +248,48 @@ def make_strategy(kw: dict[str, Any]) -> Any:
 # model, data, callbacks
 
 
-def build_module(model_cfg: DictConfig, module_kw: dict[str, Any]) -> Any:
-    """The Lightning module for the configured model (first-stage models for now)."""
-    from taming.autoencoder.vqmodel import VQModel
-    from taming.train.vqgan_module import VQGANModule
+def _check_stage_checkpoints(model_cfg: DictConfig) -> None:
+    """One-line errors for stage `ckpt_path`s of a transformer config that point nowhere."""
+    params = model_cfg.get("params") or {}
+    for key in ("first_stage_config", "cond_stage_config"):
+        stage = params.get(key)
+        if not isinstance(stage, DictConfig | dict):
+            continue
+        path = (stage.get("params") or {}).get("ckpt_path")
+        if path is None:
+            if key == "first_stage_config":
+                logger.warning(
+                    "model.params.first_stage_config.params.ckpt_path is not set: the "
+                    "transformer learns the codes of an untrained first stage"
+                )
+            continue
+        if not Path(str(path)).is_file():
+            raise ConfigError(
+                f"model.params.{key}.params.ckpt_path: checkpoint not found: {path} (train "
+                "that stage first, then point ckpt_path at its checkpoints/last.ckpt, e.g. "
+                f"model.params.{key}.params.ckpt_path=logs/<run>/checkpoints/last.ckpt)"
+            )
 
+
+def _is_transformer_config(model_cfg: DictConfig) -> bool:
+    from taming.compat.targets import LEGACY_TARGETS
+
+    target = str(model_cfg.get("target", ""))
+    return LEGACY_TARGETS.get(target, target) == "taming.cond.net2net.Net2NetTransformer"
+
+
+def build_module(model_cfg: DictConfig, module_kw: dict[str, Any]) -> Any:
+    """The Lightning module for the configured model.
+
+    First-stage models (`VQModel`, `GumbelVQ`, `EMAVQ`, `VQSegmentationModel`) get a
+    `VQGANModule`; a `Net2NetTransformer` gets a `Net2NetModule` (its stage checkpoints must
+    exist).
+    """
+    from taming.autoencoder.vqmodel import VQModel
+    from taming.cond.net2net import Net2NetTransformer
+
+    if _is_transformer_config(model_cfg):
+        _check_stage_checkpoints(model_cfg)
     try:
         model = instantiate_from_config(model_cfg, where="model")
         if isinstance(model, VQModel):
@@ -262,10 +299,17 @@ def build_module(model_cfg: DictConfig, module_kw: dict[str, Any]) -> Any:
             raise
         raise ConfigError(f"model: {str(e).splitlines()[0]}") from e
     if isinstance(model, VQModel):
+        from taming.train.vqgan_module import VQGANModule
+
         return VQGANModule(model, **module_kw)
+    if isinstance(model, Net2NetTransformer):
+        from taming.train.net2net_module import Net2NetModule
+
+        return Net2NetModule(model, **module_kw)
     raise ConfigError(
-        f"model.target: {model_cfg.get('target')} cannot be trained by `taming train` yet "
-        "(first-stage models: VQModel, GumbelVQ, EMAVQ, VQSegmentationModel)"
+        f"model.target: {model_cfg.get('target')} cannot be trained by `taming train` "
+        "(first-stage models: VQModel, GumbelVQ, EMAVQ, VQSegmentationModel; second stage: "
+        "Net2NetTransformer)"
     )
 
 
