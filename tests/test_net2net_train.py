@@ -368,7 +368,10 @@ def _write_first_stage(path: Path) -> Path:
 
     torch.manual_seed(1)
     vq = instantiate_from_config(tiny_vq())
-    torch.save({"state_dict": vq.state_dict(), "global_step": 11}, path)
+    # as `taming train` writes a first-stage run: `model.` keys, loss weights included
+    state = {f"model.{k}": v for k, v in vq.state_dict().items()}
+    state["model.loss.discriminator.main.0.weight"] = torch.zeros(8, 3, 4, 4)
+    torch.save({"state_dict": state, "global_step": 22, "taming": {"step_count": 11}}, path)
     return path
 
 
@@ -447,7 +450,8 @@ def test_taming_train_transformer_writes_a_loadable_run_and_resumes(tmp_path, ca
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained[key]), key
     vq = torch.load(ckpt, weights_only=False)["state_dict"]
-    assert torch.equal(model.first_stage_model.encoder.conv_in.weight, vq["encoder.conv_in.weight"])
+    conv_in = vq["model.encoder.conv_in.weight"]
+    assert torch.equal(model.first_stage_model.encoder.conv_in.weight, conv_in)
 
     # resume continues the step count in the same folder
     assert main(["train", "-r", str(run), "--max_steps", "5", *QUIET]) == 0

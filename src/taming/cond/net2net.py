@@ -139,8 +139,33 @@ class Net2NetTransformer(nn.Module):
 
     @staticmethod
     def _build_stage(config: Any, where: str) -> nn.Module:
+        """Instantiate a stage; its `ckpt_path` may also be a `taming train` run checkpoint.
+
+        The checkpoint is read once: keys under `model.` (our Lightning runs, which also
+        hold `model.loss.*`) are unprefixed, then the stage's own rules and strict load
+        apply. A segmentation stage keeps its fresh `colorize` projection, as the original.
+        """
+        config = to_container(config)
+        params = config.get("params") if isinstance(config, dict) else None
+        path = params.get("ckpt_path") if isinstance(params, dict) else None
         try:
-            return instantiate_from_config(config, where=where)
+            if path is None:
+                return instantiate_from_config(config, where=where)
+            stage = instantiate_from_config(
+                {**config, "params": {**params, "ckpt_path": None}}, where=where
+            )
+            if not hasattr(stage, "load_checkpoint_state"):  # loads its own checkpoint
+                return instantiate_from_config(config, where=where)
+            sd = read_state_dict(path)
+            if sd and all(k.startswith("model.") for k in sd):
+                sd = filter_state_dict(sd, prefix="model.")
+            if hasattr(stage, "n_labels"):
+                sd.pop("colorize", None)  # registered after loading in the original
+            stage.load_checkpoint_state(
+                sd, ignore_keys=params.get("ignore_keys") or (), source=str(path)
+            )
+            logger.info("restored %s from %s", type(stage).__name__, path)
+            return stage
         except CheckpointError as e:
             raise CheckpointError(
                 f"{where}.params.ckpt_path: {e}. Point it at the stage's checkpoint, set it to "
@@ -192,9 +217,10 @@ class Net2NetTransformer(nn.Module):
 
     def init_from_ckpt(self, path: str, ignore_keys: Sequence[str] = (), unsafe: bool = False):
         """Load an original-layout checkpoint of the whole model."""
-        self.load_checkpoint_state(
-            read_state_dict(path, unsafe=unsafe), ignore_keys=ignore_keys, source=str(path)
-        )
+        sd = read_state_dict(path, unsafe=unsafe)
+        if sd and all(k.startswith("model.") for k in sd):  # a `taming train` run
+            sd = filter_state_dict(sd, prefix="model.")
+        self.load_checkpoint_state(sd, ignore_keys=ignore_keys, source=str(path))
         logger.info("restored Net2NetTransformer from %s", path)
 
     # -- tokenisation ----------------------------------------------------------------------

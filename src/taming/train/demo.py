@@ -16,9 +16,21 @@ regular trainer (`taming.train.run.run_training`), then writes into the output f
   `psnr_after`), codebook usage and perplexity on them, steps, seconds;
 - `checkpoints/last.ckpt` and `configs/` (so `taming.load(out)` loads the model), `metrics.csv`.
 
-A second stage (a small transformer on the codes, with samples) can be appended to `STAGES`
-once the transformer trainer exists; it finds the first stage's folder in
-`ctx.results["vqgan"].out`.
+`transformer_stage` (the second stage, Esser et al. §3.2) encodes random training crops
+once with the trained tokenizer (`ctx.results["vqgan"].out`), trains a small unconditional
+GPT (SOS prefix) on the code sequences (minGPT AdamW, warmup + cosine learning rate; about
+2 minutes on 2 CPU cores, stopped after `transformer_max_minutes`), saves it as a
+`Net2NetTransformer` run folder (`<out>/transformer`: `taming.load` and `taming sample -r`
+read it) and writes, with `taming.sampling.pipeline`:
+
+- `samples.png`: 16 unconditional samples;
+- `completion.png`: 8 validation photos, each as original | top half kept | 2 completions;
+- `sliding_wide.png`: samples twice as wide as the training crops (sliding window);
+- `metrics.json` (`"transformer"` entry): cross-entropy of fixed training and validation
+  codes before and after training (nats per token), steps, seconds.
+
+Samples of a tiny model trained for two minutes on eight photos are rough: colours and
+textures of the photos, little structure.
 """
 
 from __future__ import annotations
@@ -26,16 +38,19 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from taming.train.callbacks import save_image_grid
@@ -46,9 +61,12 @@ __all__ = [
     "STAGES",
     "DemoContext",
     "StageResult",
+    "demo_transformer_config",
     "demo_vqgan_config",
     "psnr",
     "run_demo",
+    "train_code_gpt",
+    "transformer_stage",
     "vqgan_stage",
 ]
 
@@ -75,7 +93,15 @@ class DemoContext:
     perceptual: bool = False
     max_minutes: float | None = 7.5
     progress: bool = True
+    transformer_steps: int | None = None
+    transformer_max_minutes: float | None = 2.2
     results: dict[str, StageResult] = field(default_factory=dict)
+
+    def transformer_step_count(self) -> int:
+        """Transformer steps: as set, else `DEMO_TRANSFORMER_STEPS` scaled like `steps`."""
+        if self.transformer_steps is not None:
+            return self.transformer_steps
+        return max(2, round(DEMO_TRANSFORMER_STEPS * self.steps / 1000))
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -267,9 +293,240 @@ def vqgan_stage(ctx: DemoContext) -> StageResult:
     return StageResult("vqgan", out, files, metrics)
 
 
+# ---------------------------------------------------------------------------------------------
+# second stage
+
+DEMO_TRANSFORMER_STEPS = 500
+DEMO_GPT = {"n_layer": 4, "n_head": 4, "n_embd": 128}
+
+
+def demo_transformer_config(vqgan_dir: Path, size: int) -> dict[str, Any]:
+    """`Net2NetTransformer` config of the demo: unconditional, over the demo VQGAN's codes."""
+    from taming.loading import find_run_files
+
+    configs, ckpt = find_run_files(vqgan_dir)
+    first = OmegaConf.to_container(OmegaConf.load(configs[-1]).model, resolve=True)
+    first.pop("base_learning_rate", None)
+    first["params"].pop("lossconfig", None)
+    first["params"]["lossconfig"] = {"target": "taming.losses.dummy.DummyLoss"}
+    first["params"]["ckpt_path"] = str(Path(ckpt).resolve()) if ckpt else None
+    f = 2 ** (len(first["params"]["ddconfig"]["ch_mult"]) - 1)
+    n_embed = int(first["params"]["n_embed"])
+    return {
+        "model": {
+            "base_learning_rate": 1.0e-3 / 16,
+            "target": "taming.cond.net2net.Net2NetTransformer",
+            "params": {
+                "cond_stage_config": "__is_unconditional__",
+                "first_stage_key": "image",
+                "transformer_config": {
+                    "target": "taming.transformer.gpt.GPT",
+                    "params": {
+                        "vocab_size": n_embed,
+                        "block_size": (size // f) ** 2,  # SOS + h*w - 1 inputs
+                        **DEMO_GPT,
+                    },
+                },
+                "first_stage_config": first,
+            },
+        }
+    }
+
+
+@torch.no_grad()
+def _encode_crops(
+    model: Any, split: str, size: int, n: int, batch: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(images (n, 3, S, S), codes (n, h*w))` of `n` SkimagePhotos crops of a split."""
+    from taming.data.demo import SkimagePhotos
+
+    ds = SkimagePhotos(size=size, split=split, length=n)
+    images, codes = [], []
+    for start in range(0, n, batch):
+        x = torch.stack(
+            [torch.from_numpy(ds[i]["image"]) for i in range(start, min(n, start + batch))]
+        )
+        x = x.permute(0, 3, 1, 2).contiguous()  # (B, H, W, C) -> (B, C, H, W)
+        _, z = model.encode_to_z(x)  # (B, h*w)
+        images.append(x)
+        codes.append(z)
+    return torch.cat(images), torch.cat(codes)
+
+
+@torch.no_grad()
+def _code_loss(gpt: Any, codes: torch.Tensor, sos: int, batch: int = 64) -> float:
+    """Mean cross-entropy (nats per token) of code sequences after an SOS token."""
+    was_training = gpt.training
+    gpt.eval()
+    total, count = 0.0, 0
+    for start in range(0, codes.shape[0], batch):
+        z = codes[start : start + batch]
+        x = torch.cat((torch.full_like(z[:, :1], sos), z[:, :-1]), dim=1)
+        logits, _ = gpt(x)
+        total += float(
+            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), z.reshape(-1), reduction="sum")
+        )
+        count += z.numel()
+    gpt.train(was_training)
+    return total / count
+
+
+def train_code_gpt(
+    gpt: Any,
+    codes: torch.Tensor,
+    steps: int,
+    *,
+    sos: int = 0,
+    batch_size: int = 16,
+    lr: float = 1.0e-3,
+    warmup: int | None = None,
+    max_seconds: float | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> int:
+    """Train `gpt` on code sequences `(N, L)` after an SOS token; returns the steps done.
+
+    The `Net2NetTransformer` objective with precomputed codes: `gpt([sos, z_0..z_{L-2}])`
+    predicts `z_0..z_{L-1}`. minGPT AdamW groups, linear warmup (default: 10% of the steps,
+    at most 40) then cosine decay to 10%.
+    """
+    from tqdm import tqdm
+
+    from taming.train.net2net_module import transformer_param_groups
+
+    groups = transformer_param_groups(gpt, weight_decay=0.01)
+    for g in groups:
+        del g["names"]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
+    if warmup is None:
+        warmup = max(1, min(40, steps // 10))
+    g = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    gpt.train()
+    done = 0
+    for step in tqdm(range(steps), desc="transformer", disable=not progress):
+        if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+            logger.warning("transformer: time limit reached after %d of %d steps", step, steps)
+            break
+        scale = (
+            min(1.0, (step + 1) / warmup)
+            if step < warmup
+            else (0.1 + 0.45 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
+        )
+        for group in opt.param_groups:
+            group["lr"] = lr * scale
+        z = codes[torch.randint(codes.shape[0], (batch_size,), generator=g)]
+        x = torch.cat((torch.full_like(z[:, :1], sos), z[:, :-1]), dim=1)
+        logits, _ = gpt(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), z.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done += 1
+    gpt.eval()
+    return done
+
+
+def transformer_stage(ctx: DemoContext) -> StageResult:
+    """Train the demo transformer on the demo VQGAN's codes (see the module docstring)."""
+    from taming.cond.net2net import Net2NetTransformer
+    from taming.config import instantiate_from_config
+    from taming.sampling.pipeline import complete_image, make_grid, sample_images
+
+    if "vqgan" not in ctx.results:
+        raise RuntimeError("the transformer stage needs the vqgan stage's results")
+    vq_dir = ctx.results["vqgan"].out
+    out = ctx.out
+    run = out / "transformer"
+    shutil.rmtree(run, ignore_errors=True)
+    t0 = time.perf_counter()
+    torch.manual_seed(ctx.seed)
+    random.seed(ctx.seed)
+    config = demo_transformer_config(vq_dir, ctx.size)
+    model: Net2NetTransformer = instantiate_from_config(config["model"], where="model")
+    model.eval()
+    steps = ctx.transformer_step_count()
+    batch_size = 16
+    n_train = int(min(2000, max(64, steps * batch_size // 2)))
+    _, train_codes = _encode_crops(model, "train", ctx.size, n_train)
+    val_images, val_codes = _encode_crops(model, "validation", ctx.size, 64)
+    gpt, sos = model.transformer, int(model.sos_token)
+    probe = train_codes[: min(256, n_train)]
+    before = (_code_loss(gpt, probe, sos), _code_loss(gpt, val_codes, sos))
+    encode_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    max_seconds = 60.0 * ctx.transformer_max_minutes if ctx.transformer_max_minutes else None
+    done = train_code_gpt(
+        gpt,
+        train_codes,
+        steps,
+        sos=sos,
+        batch_size=batch_size,
+        max_seconds=max_seconds,
+        seed=ctx.seed,
+        progress=ctx.progress,
+    )
+    train_seconds = time.perf_counter() - t1
+    after = (_code_loss(gpt, probe, sos), _code_loss(gpt, val_codes, sos))
+
+    # the run folder: `taming.load(run)` / `taming sample -r run`
+    (run / "configs").mkdir(parents=True, exist_ok=True)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    (run / "configs" / f"{stamp}-project.yaml").write_text(
+        OmegaConf.to_yaml(OmegaConf.create(config))
+    )
+    state = {"state_dict": model.state_dict(), "global_step": done, "taming": {"step_count": done}}
+    torch.save(state, run / "checkpoints" / "last.ckpt")
+
+    # samples, completions, a wide sliding-window sample
+    t2 = time.perf_counter()
+    gen = torch.Generator().manual_seed(ctx.seed)
+    top_k = 100
+    samples = sample_images(model, 16, top_k=top_k, generator=gen, batch_size=16)
+    make_grid(samples, nrow=4).save(out / "samples.png")
+    rows = []
+    for i in range(8):
+        x = val_images[i : i + 1]
+        done_i, _, known = complete_image(model, x, 2, keep_top=0.5, top_k=top_k, generator=gen)
+        kept = x * F.interpolate(known.float()[None, None], size=x.shape[-2:], mode="nearest")
+        rows += [x, kept, done_i]
+    make_grid(torch.cat(rows), nrow=4).save(out / "completion.png")
+    wide = sample_images(model, 4, size=(ctx.size, 2 * ctx.size), top_k=top_k, generator=gen)
+    make_grid(wide, nrow=1).save(out / "sliding_wide.png")
+    sample_seconds = time.perf_counter() - t2
+
+    metrics = {
+        "loss_before": round(before[0], 4),
+        "loss_after": round(after[0], 4),
+        "val_loss_before": round(before[1], 4),
+        "val_loss_after": round(after[1], 4),
+        "steps": done,
+        "batch_size": batch_size,
+        "train_crops": n_train,
+        "params": sum(p.numel() for p in gpt.parameters()),
+        "encode_seconds": round(encode_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "sample_seconds": round(sample_seconds, 1),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    metrics_path = out / "metrics.json"
+    all_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    all_metrics["transformer"] = metrics
+    metrics_path.write_text(json.dumps(all_metrics, indent=2) + "\n")
+    files = {
+        "samples": out / "samples.png",
+        "completion": out / "completion.png",
+        "sliding window (2x wide)": out / "sliding_wide.png",
+        "metrics": metrics_path,
+        "transformer run": run,
+    }
+    return StageResult("transformer", run, files, metrics)
+
+
 Stage = Callable[[DemoContext], StageResult]
-# Stages run in order; append e.g. a transformer stage that reads ctx.results["vqgan"].
-STAGES: list[Stage] = [vqgan_stage]
+# Stages run in order; later stages read earlier results from ctx.results[name].
+STAGES: list[Stage] = [vqgan_stage, transformer_stage]
 
 
 def run_demo(ctx: DemoContext, stages: list[Stage] | None = None) -> list[StageResult]:
