@@ -495,3 +495,75 @@ def test_missing_first_stage_checkpoint_is_one_line(tmp_path, capsys, monkeypatc
     assert len(err.splitlines()) == 1
     assert "first_stage_config.params.ckpt_path" in err and "not found" in err
     assert "2020-09-23T17-56-33_imagenet_vqgan" in err
+
+
+# -- our transformer configs -------------------------------------------------------------------
+
+CONFIGS = REPO / "configs" / "transformer"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_transformer_configs_build(path):
+    from taming.config import load_config
+
+    cfg = load_config(path)
+    with torch.device("meta"):  # no memory for the large ones
+        model = taming.load(path, stage_ckpts=False, device="meta")
+    assert isinstance(model, Net2NetTransformer)
+    gpt, first = model.transformer, model.first_stage_model
+    assert gpt.vocab_size == first.n_embed
+    f = 2 ** (len(first.ddconfig["ch_mult"]) - 1)
+    tokens = (first.ddconfig["resolution"] // f) ** 2
+    assert gpt.block_size == tokens  # one prefix token (SOS or class) + codes - 1
+    assert cfg.data.params.train.params.size == first.ddconfig["resolution"]
+
+
+def test_demo_transformer_yaml_is_the_demo_model(tmp_path):
+    from taming.config import load_config
+    from taming.train.demo import demo_transformer_config, demo_vqgan_config
+
+    run = tmp_path / "demo"
+    (run / "configs").mkdir(parents=True)
+    vq = demo_vqgan_config()
+    vq.pop("lightning")
+    (run / "configs" / "t-project.yaml").write_text(yaml.safe_dump(vq))
+    ours = demo_transformer_config(run, 64)["model"]["params"]
+    yaml_params = load_config(CONFIGS / "skimage_demo_transformer.yaml").model.params
+    assert yaml_params.transformer_config.params == ours["transformer_config"]["params"]
+    for key in ("embed_dim", "n_embed", "ddconfig"):
+        assert (
+            yaml_params.first_stage_config.params[key] == ours["first_stage_config"]["params"][key]
+        )
+
+
+def test_class_config_trains_then_samples_with_guidance(tmp_path, capsys):
+    """`taming train` on the class-conditional CFG config (shrunk), then `taming sample`."""
+    pytest.importorskip("skimage")
+    from taming.config import instantiate_from_config
+    from taming.train.demo import demo_vqgan_config
+
+    vq_cfg = demo_vqgan_config()["model"]
+    torch.manual_seed(0)
+    vq = instantiate_from_config(vq_cfg)
+    state = {f"model.{k}": v for k, v in vq.state_dict().items()}
+    torch.save({"state_dict": state}, tmp_path / "vq.ckpt")
+    logs = tmp_path / "logs"
+    argv = [
+        "train", "-b", str(CONFIGS / "skimage_class_transformer.yaml"), "--max_steps", "2",
+        "-l", str(logs), *QUIET,
+        f"model.params.first_stage_config.params.ckpt_path={tmp_path / 'vq.ckpt'}",
+        "model.params.transformer_config.params.n_layer=1",
+        "data.params.batch_size=2",
+        "data.params.train.params.length=4",
+        "data.params.validation.params.length=2",
+        "lightning.callbacks.image_logger.params.disabled=true",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    (run,) = [p for p in logs.iterdir() if p.is_dir()]
+    model = taming.load(run)
+    assert model.cond_drop_prob == 0.1 and model.null_token == 8
+    argv = ["sample", "-r", str(run), "--classes", "3", "-n", "1", "--cfg-scale", "2", "-k", "50"]
+    assert main([*argv, "--no-progress", "--device", "cpu"]) == 0
+    folder = run / "samples" / "top_k_50_temp_1.00_top_p_1.0_cfg_2" / "2" / "3"
+    assert (folder / "000000.png").is_file()
+    capsys.readouterr()
