@@ -275,6 +275,16 @@ def test_completion_keeps_the_given_tokens(runs, models, tmp_path):
     Image.fromarray((mask.numpy() * 255).astype(np.uint8)).save(mask_png)
     assert sample(*argv, "--mask", str(mask_png), "-n", "1") == 0
 
+    # class-conditional completion (per class in the CLI)
+    cls = models["class"]
+    _, zc = cls.encode_to_z(x)
+    _, tokens, known = complete_image(cls, x, 2, cond=3, keep_top=0.5, generator=gen(0))
+    assert (tokens[:, known] == zc.reshape(8, 8)[known]).all()
+    argv = ["-r", str(runs["class"]), "-o", str(tmp_path / "cls"), "--complete", str(img)]
+    assert sample(*argv, "--classes", "1,3", "-n", "1") == 0
+    folder = tmp_path / "cls" / "samples" / "top_k_250_temp_1.00_top_p_1.0" / str(STEP)
+    assert len(pngs(folder / "complete_photo" / "3")) == 1
+
     # wider than the window: sliding-window completion keeps the tokens too
     wide = image_file(tmp_path / "wide.png", size=(32, 16), seed=1)
     xw = torch.from_numpy(np.asarray(Image.open(wide), dtype=np.float32) / 127.5 - 1)

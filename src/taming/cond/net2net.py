@@ -170,7 +170,7 @@ class Net2NetTransformer(nn.Module):
             raise CheckpointError(
                 f"{where}.params.ckpt_path: {e}. Point it at the stage's checkpoint, set it to "
                 "null, or load a full transformer checkpoint with taming.load(..., "
-                "stage_ckpts=False) (CLI: --no-stage-ckpts)"
+                "stage_ckpts=False)"
             ) from None
 
     @staticmethod
