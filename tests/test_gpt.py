@@ -253,6 +253,15 @@ def test_decode_weights_follow_parameter_updates():
     with torch.no_grad():
         gpt.blocks[1].mlp[2].weight.mul_(0.5)  # an optimiser-like in-place step
     torch.testing.assert_close(cached_logits(gpt, idx, [10]), gpt(idx)[0].detach())
+    gpt.release_decode_weights()
+    assert gpt._decode is None
+    torch.testing.assert_close(cached_logits(gpt, idx, [1] * 10), gpt(idx)[0].detach())
+
+
+def test_cached_decoding_with_width_not_divisible_by_the_gemv_split():
+    gpt = make_gpt(n_head=3, n_embd=30)  # 30 % 4 != 0: unsplit transposed product
+    idx = torch.randint(0, 37, (1, 24))
+    torch.testing.assert_close(cached_logits(gpt, idx, [3] + [1] * 21), gpt(idx)[0].detach())
 
 
 # ----------------------------------------------------------------------------- low precision
