@@ -114,6 +114,7 @@ def original_forward(gpt, mask, idx):
     return original_forward_with_past(gpt, mask, idx)[0]
 
 
+@torch.no_grad()
 def original_sample(gpt, mask, cond, steps, top_k):
     """`Net2NetTransformer.sample`: full forward of the whole prefix per token."""
     x = cond
@@ -124,6 +125,7 @@ def original_sample(gpt, mask, cond, steps, top_k):
     return x[:, cond.shape[1] :]
 
 
+@torch.no_grad()
 def original_sample_with_past(gpt, mask, cond, steps, top_k, top_p=1.0):
     """`sample_with_past` of `scripts/sample_fast.py` (HF 4.3.1 filter, p=1 pass included)."""
     x, sample, past = cond, cond, None
@@ -138,6 +140,7 @@ def original_sample_with_past(gpt, mask, cond, steps, top_k, top_p=1.0):
     return sample[:, cond.shape[1] :]
 
 
+@torch.no_grad()
 def original_sliding_forward_time(gpt, mask, n_forwards: int) -> float:
     """Seconds per token of the original sliding window: one 511-token forward + draw."""
     seq = torch.randint(0, CONFIG["vocab_size"], (1, 512))
@@ -183,54 +186,54 @@ def main() -> None:
     mask = legacy_attn_mask(CONFIG["block_size"])
     cgrid16 = torch.randint(0, CONFIG["vocab_size"], (1, 16, 16))
     cgrid32 = torch.randint(0, CONFIG["vocab_size"], (1, 32, 32))
-    with torch.inference_mode():
-        for batch in [b for b in (1, 8) if f"b{b}" in parts]:
-            cond = torch.zeros(batch, 1, dtype=torch.long)
-            sample_tokens(gpt, cond, 32, top_k=TOP_K)  # warm-up (packs the decode weights)
-            ours = lambda cond=cond: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
-            if args.baseline:
-                base = lambda cond=cond: original_sample_with_past(gpt, mask, cond, STEPS, TOP_K)  # noqa: E731
-                t, t_base = timed_pair(ours, base, args.repeats)
-                record(f"baseline_with_past_s_per_image_b{batch}", t_base / batch)
-                record(f"speedup_b{batch}", t_base / t)
-            else:
-                t = timed(ours, args.repeats)
-            record(f"s_per_image_b{batch}", t / batch)
-            record(f"tokens_per_s_b{batch}", STEPS * batch / t)
+    # our samplers enter inference mode themselves; the originals run under no_grad
+    for batch in [b for b in (1, 8) if f"b{b}" in parts]:
+        cond = torch.zeros(batch, 1, dtype=torch.long)
+        sample_tokens(gpt, cond, 32, top_k=TOP_K)  # warm-up (packs the decode weights)
+        ours = lambda cond=cond: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
+        if args.baseline:
+            base = lambda cond=cond: original_sample_with_past(gpt, mask, cond, STEPS, TOP_K)  # noqa: E731
+            t, t_base = timed_pair(ours, base, args.repeats)
+            record(f"baseline_with_past_s_per_image_b{batch}", t_base / batch)
+            record(f"speedup_b{batch}", t_base / t)
+        else:
+            t = timed(ours, args.repeats)
+        record(f"s_per_image_b{batch}", t / batch)
+        record(f"tokens_per_s_b{batch}", STEPS * batch / t)
 
-        for size, cgrid in ((16, cgrid16), (32, cgrid32)):
-            if f"sliding{size}" not in parts:
-                continue
-            key = "sliding_s_per_image" if size == 16 else "sliding_32x32_s_per_image"
-            ours = lambda size=size, cgrid=cgrid: sample_sliding_window(  # noqa: E731
-                gpt, (size, size), cond_grid=cgrid, top_k=TOP_K
-            )
-            reps = args.repeats if size == 16 else 1
-            if args.baseline:  # alternate our run with timed original forwards
-                n_fwd = args.baseline_forwards
-                runs = [
-                    (timed(ours, 1), original_sliding_forward_time(gpt, mask, n_fwd))
-                    for _ in range(reps)
-                ]
-                t = sorted(r[0] for r in runs)[reps // 2]
-                per_token = sorted(r[1] for r in runs)[reps // 2]
-                record("baseline_" + key, per_token * size * size)
-                record("speedup_" + key.removesuffix("_s_per_image"), per_token * size**2 / t)
-            else:
-                t = timed(ours, reps)
-            record(key, t)
+    for size, cgrid in ((16, cgrid16), (32, cgrid32)):
+        if f"sliding{size}" not in parts:
+            continue
+        key = "sliding_s_per_image" if size == 16 else "sliding_32x32_s_per_image"
+        ours = lambda size=size, cgrid=cgrid: sample_sliding_window(  # noqa: E731
+            gpt, (size, size), cond_grid=cgrid, top_k=TOP_K
+        )
+        reps = args.repeats if size == 16 else 1
+        if args.baseline:  # alternate our run with timed original forwards
+            n_fwd = args.baseline_forwards
+            runs = [
+                (timed(ours, 1), original_sliding_forward_time(gpt, mask, n_fwd))
+                for _ in range(reps)
+            ]
+            t = sorted(r[0] for r in runs)[reps // 2]
+            per_token = sorted(r[1] for r in runs)[reps // 2]
+            record("baseline_" + key, per_token * size * size)
+            record("speedup_" + key.removesuffix("_s_per_image"), per_token * size**2 / t)
+        else:
+            t = timed(ours, reps)
+        record(key, t)
 
-        cond = torch.zeros(1, 1, dtype=torch.long)
-        if "bf16" in parts:
-            gpt.to_low_precision("bf16")
-            sample_tokens(gpt, cond, 32, top_k=TOP_K)
-            t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
-            record("s_per_image_b1_bf16", t)
-            gpt.to_low_precision(None)
+    cond = torch.zeros(1, 1, dtype=torch.long)
+    if "bf16" in parts:
+        gpt.to_low_precision("bf16")
+        sample_tokens(gpt, cond, 32, top_k=TOP_K)
+        t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
+        record("s_per_image_b1_bf16", t)
+        gpt.to_low_precision(None)
 
-        if args.baseline and "uncached" in parts:
-            t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)
-            record("baseline_uncached_s_per_image_b1", t)
+    if args.baseline and "uncached" in parts:
+        t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)
+        record("baseline_uncached_s_per_image_b1", t)
 
     res["loadavg_1m"] = round(os.getloadavg()[0], 2)  # > 0 means other processes competed
     if args.json:
