@@ -24,6 +24,11 @@ from taming.data.utils import custom_collate
 from taming.train.net2net_module import Net2NetModule, transformer_param_groups
 from taming.transformer.gpt import GPT
 
+# frozen stages are in eval mode on purpose; the in-memory fits have no logger
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:Found \d+ module\(s\) in eval mode", r"ignore:You called `self.log\("
+)
+
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = REPO / "configs" / "legacy"
 

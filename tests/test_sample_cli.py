@@ -372,6 +372,14 @@ def test_depth_condition_files(tmp_path):
     assert sample_images(model, 2, cond=d, generator=gen()).shape == (2, 3, 16, 16)
 
 
+def test_context_longer_than_block_size_is_a_sample_error():
+    model = Net2NetTransformer(
+        tiny_gpt(block_size=100), tiny_vq(), tiny_vq(in_channels=1), cond_stage_key="depth"
+    ).eval()
+    with pytest.raises(SampleError, match="need 127 tokens of context.*block_size=100"):
+        sample_images(model, 1, cond=torch.zeros(1, 1, 16, 16))
+
+
 def test_make_grid():
     x = torch.zeros(5, 3, 4, 6)
     grid = make_grid(x, nrow=2, padding=1)

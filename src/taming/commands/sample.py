@@ -123,7 +123,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from taming.sampling.pipeline import SampleOptions, run_sampling
+    from taming.config import ConfigError
+    from taming.sampling.pipeline import SampleError, SampleOptions, run_sampling
 
     for item in args.overrides:
         if "=" not in item:
@@ -155,7 +156,12 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         progress=not args.no_progress,
     )
-    result = run_sampling(opts)
+    try:
+        result = run_sampling(opts)
+    except ValueError as e:  # a model/condition mismatch found deeper down: one line too
+        if isinstance(e, ConfigError) or not str(e):
+            raise
+        raise SampleError(str(e).splitlines()[0]) from e
     s = result.summary
     print(f"{s['images']} images in {s['seconds']:.1f} s: {result.folder}")
     for grid in result.grids:

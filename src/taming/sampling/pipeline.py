@@ -157,7 +157,6 @@ class _Condition:
 
     prefix: Tensor | None  # (1 or B, Lp) tokens before the image
     grid: Tensor | None  # (1 or B, hc, wc) spatial condition codes
-    class_ids: Tensor | None  # (1 or B,) for class models
     length: int  # Lc: prefix or flattened grid length
 
     def rows(self, start: int, b: int) -> _Condition:
@@ -166,7 +165,7 @@ class _Condition:
                 return None
             return t.expand(b, *t.shape[1:]) if t.shape[0] == 1 else t[start : start + b]
 
-        return _Condition(take(self.prefix), take(self.grid), take(self.class_ids), self.length)
+        return _Condition(take(self.prefix), take(self.grid), self.length)
 
     def tokens(self) -> Tensor:
         """The whole condition as a prefix `(B, Lc)`."""
@@ -183,7 +182,7 @@ def _encode_condition(model: Any, cond: Any, n: int) -> _Condition:
         if cond is not None:
             raise SampleError("the model is unconditional: it takes no condition or classes")
         sos = torch.full((1, 1), int(model.sos_token), dtype=torch.long, device=device)
-        return _Condition(sos, None, None, 1)
+        return _Condition(sos, None, 1)
     n_classes = _n_classes(model)
     if n_classes is not None:
         if cond is None:
@@ -196,16 +195,18 @@ def _encode_condition(model: Any, cond: Any, n: int) -> _Condition:
             raise SampleError(
                 f"class id {bad[0]} is out of range: the model has {n_classes} classes"
             )
-        return _Condition(ids[:, None], None, ids, 1)
+        return _Condition(ids[:, None], None, 1)
     if cond is None:
         raise SampleError(f"the model is conditioned on '{model.cond_stage_key}': give a condition")
     c = torch.as_tensor(cond).to(device)
     if _is_layout(model):
         if c.ndim == 1:
             c = c[None]
-        if c.ndim != 2 or c.dtype.is_floating_point:
-            raise SampleError(f"layout conditions are (B, L) token ids, got {tuple(c.shape)}")
-        return _Condition(c.long(), None, None, c.shape[1])
+        if c.ndim != 2 or c.dtype.is_floating_point or c.shape[0] not in (1, n):
+            raise SampleError(
+                f"layout conditions are (1 or {n}, L) token ids, got {c.dtype} {tuple(c.shape)}"
+            )
+        return _Condition(c.long(), None, c.shape[1])
     if c.ndim != 4:
         raise SampleError(
             f"a '{model.cond_stage_key}' condition is a (B, C, H, W) map, got {tuple(c.shape)}"
@@ -217,8 +218,8 @@ def _encode_condition(model: Any, cond: Any, n: int) -> _Condition:
     quant_c, c_idx = model.encode_to_c(c)  # (B, Lc)
     hc, wc = quant_c.shape[-2:]
     if c_idx.shape[1] != hc * wc:
-        return _Condition(c_idx, None, None, c_idx.shape[1])
-    return _Condition(None, c_idx.reshape(-1, hc, wc), None, hc * wc)
+        return _Condition(c_idx, None, c_idx.shape[1])
+    return _Condition(None, c_idx.reshape(-1, hc, wc), hc * wc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,6 +280,7 @@ def _plan(
     else:
         grid = window
     if grid == window:
+        _check_context(model, cond.length + grid[0] * grid[1] - 1, grid)
         return grid, window, False
     if grid[0] < window[0] or grid[1] < window[1]:
         f = first_stage_factor(model)
@@ -298,7 +300,19 @@ def _plan(
             f"image's {grid}: resize the condition to the sample size"
         )
     _check_identity_permuter(model, "sliding-window sampling")
+    n_prefix = cond.prefix.shape[1] if cond.prefix is not None else 0
+    n_grid = window[0] * window[1] if cond.grid is not None else 0
+    _check_context(model, n_prefix + n_grid + window[0] * window[1] - 1, window)
     return grid, window, True
+
+
+def _check_context(model: Any, needed: int, grid: tuple[int, int]) -> None:
+    block_size = int(model.transformer.block_size)
+    if needed > block_size:
+        raise SampleError(
+            f"the condition and a {grid[0]}x{grid[1]} code grid need {needed} tokens of "
+            f"context, more than the transformer's block_size={block_size}"
+        )
 
 
 def iter_samples(
