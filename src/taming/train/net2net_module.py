@@ -131,6 +131,9 @@ class Net2NetModule(pl.LightningModule):
         self.betas = tuple(betas)
         self.step_count = 0
 
+    # every transformer parameter takes part in each backward (stages are frozen)
+    ddp_find_unused_parameters = False
+
     # -- bookkeeping ------------------------------------------------------------------------
 
     @property

@@ -22,8 +22,8 @@
 5. **Steps.** `max_steps` and step intervals count generator steps (batches), as in the
    original; Lightning counts optimizer steps (two per batch for a VQGAN), so they are scaled.
 6. **Distributed.** `--devices N` (CPU or GPU), `--num_nodes`, `--strategy ddp|ddp_spawn|fsdp|...`.
-   DDP strategies are built with `find_unused_parameters=True` (each backward of the
-   alternating GAN updates reaches only one of the two networks).
+   DDP strategies are built with `find_unused_parameters=True` for GANs (each backward of the
+   alternating updates reaches only one of the two networks), False for transformers.
 """
 
 from __future__ import annotations
@@ -221,8 +221,9 @@ def normalize_trainer_kwargs(trainer_cfg: dict[str, Any]) -> tuple[dict[str, Any
     return kw, module_kw
 
 
-def make_strategy(kw: dict[str, Any]) -> Any:
-    """The strategy object: DDP variants with `find_unused_parameters=True`."""
+def make_strategy(kw: dict[str, Any], find_unused_parameters: bool = True) -> Any:
+    """The strategy object: DDP variants with `find_unused_parameters` (default True: the
+    alternating GAN updates each reach one network; a transformer uses all its parameters)."""
     from lightning.pytorch.strategies import DDPStrategy
 
     strategy = kw.get("strategy", "auto")
@@ -236,11 +237,13 @@ def make_strategy(kw: dict[str, Any]) -> Any:
         "ddp_notebook": "fork",
     }
     if name in start_methods:
-        return DDPStrategy(find_unused_parameters=True, start_method=start_methods[name])
+        return DDPStrategy(
+            find_unused_parameters=find_unused_parameters, start_method=start_methods[name]
+        )
     if name == "auto":
         n = _device_count(kw.get("accelerator", "auto"), kw.get("devices", "auto"))
         if n * int(kw.get("num_nodes", 1)) > 1:
-            return DDPStrategy(find_unused_parameters=True)
+            return DDPStrategy(find_unused_parameters=find_unused_parameters)
     return strategy
 
 
@@ -516,7 +519,9 @@ def run_training(opts: TrainOptions) -> RunResult:
     if trainer_kw.get("max_steps") not in (None, -1):  # generator steps -> optimizer steps
         remaining = max(0, int(trainer_kw["max_steps"]) - offset)
         trainer_kw["max_steps"] = remaining * module.n_optimizers
-    trainer_kw["strategy"] = make_strategy(trainer_kw)
+    trainer_kw["strategy"] = make_strategy(
+        trainer_kw, getattr(module, "ddp_find_unused_parameters", True)
+    )
     snapshot = ConfigSnapshot(paths.logdir, paths.now, project=project_cfg, lightning=lightning_cfg)
     callbacks = build_callbacks(
         lightning_cfg,
