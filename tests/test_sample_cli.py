@@ -22,6 +22,7 @@ from taming.sampling import sample_tokens
 from taming.sampling.pipeline import (
     SampleError,
     complete_image,
+    coordinate_map,
     load_condition,
     load_sampling_model,
     make_grid,
@@ -370,6 +371,25 @@ def test_depth_condition_files(tmp_path):
     assert d.shape == (1, 1, 16, 16)
     assert float(d[0, 0, 0, 0]) == pytest.approx(-1) and float(d[0, 0, -1, -1]) == pytest.approx(1)
     assert sample_images(model, 2, cond=d, generator=gen()).shape == (2, 3, 16, 16)
+
+
+def test_coordinate_models_make_their_coordinate_map():
+    """FacesHQ-style `CoordStage` models: no condition needed, at any size."""
+    stage = {
+        "target": "taming.modules.misc.coord.CoordStage",
+        "params": {"n_embed": 32, "down_factor": 2},
+    }
+    model = Net2NetTransformer(tiny_gpt(block_size=128), tiny_vq(), stage, cond_stage_key="coord")
+    model.eval()
+    _, c = model.encode_to_c(coordinate_map((16, 16)))
+    assert c.shape == (1, 64) and int(c.min()) >= 0 and int(c.max()) == 31
+    assert bool((c[0, 1:] >= c[0, :-1]).all())  # raster order: non-decreasing
+    images, tokens = sample_images(model, 2, generator=gen(), return_tokens=True)
+    assert images.shape == (2, 3, 16, 16)
+    c2 = model.encode_to_c(coordinate_map((16, 16)))[1].expand(2, -1)
+    expected = sample_tokens(model.transformer, c2, 64, generator=gen())
+    assert torch.equal(tokens.reshape(2, -1), expected)
+    assert sample_images(model, 1, size=(16, 32)).shape == (1, 3, 16, 32)  # sliding window
 
 
 def test_context_longer_than_block_size_is_a_sample_error():

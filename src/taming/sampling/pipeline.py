@@ -57,6 +57,7 @@ __all__ = [
     "SampleOptions",
     "SampleResult",
     "complete_image",
+    "coordinate_map",
     "first_stage_factor",
     "iter_samples",
     "latent_grid",
@@ -222,6 +223,28 @@ def _encode_condition(model: Any, cond: Any, n: int) -> _Condition:
     return _Condition(None, c_idx.reshape(-1, hc, wc), hc * wc)
 
 
+def coordinate_map(size: tuple[int, int]) -> Tensor:
+    """The FacesHQ coordinate condition of an `(H, W)` image: `arange(H*W) / (H*W)`,
+    `(1, 1, H, W)` in [0, 1) (raster position of each pixel)."""
+    H, W = size
+    return (torch.arange(H * W, dtype=torch.float32) / (H * W)).reshape(1, 1, H, W)
+
+
+def _default_condition(
+    model: Any, cond: Any, size: tuple[int, int] | None, window: tuple[int, int] | None
+) -> Any:
+    """`cond`, or for a `CoordStage` model without one, the coordinate map of the sample."""
+    from taming.cond.stages import CoordStage
+
+    if cond is not None or not isinstance(_stage(model), CoordStage):
+        return cond
+    if size is None:
+        f = first_stage_factor(model)
+        wh, ww = window if window is not None else training_window(model)
+        size = (wh * f, ww * f)
+    return coordinate_map(size)
+
+
 # ---------------------------------------------------------------------------------------------
 # sampling
 
@@ -341,6 +364,7 @@ def iter_samples(
         raise SampleError(f"batch_size must be >= 1, got {batch_size}")
     if model.transformer.training:
         raise SampleError("sampling needs the model in eval mode (call model.eval())")
+    cond = _default_condition(model, cond, size, window)
     c = _encode_condition(model, cond, n)
     grid, window, sliding = _plan(model, c, size, window)
     null = _null_prefix(model, c, cfg_scale)
@@ -558,6 +582,7 @@ def complete_image(
     latent_grid(model, tuple(image.shape[-2:]))  # checks the size
     quant_z, z_seq = model.encode_to_z(image.to(device).float())  # (1, L) sequence order
     grid = tuple(quant_z.shape[-2:])
+    cond = _default_condition(model, cond, _size_of(model, grid), window)
     c = _encode_condition(model, cond, n)
     grid, window, sliding = _plan(model, c, _size_of(model, grid), window)
     null = _null_prefix(model, c, cfg_scale)
@@ -1157,12 +1182,15 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         if size is None and cond.ndim == 4:
             size = tuple(cond.shape[-2:])
     else:
-        if not _is_unconditional(model):
+        from taming.cond.stages import CoordStage
+
+        coords = isinstance(_stage(model), CoordStage)  # the coordinate map is made here
+        if not (_is_unconditional(model) or coords):
             raise SampleError(
                 f"the model is conditioned on '{model.cond_stage_key}': give --condition FILE"
             )
         conds = [(None, None)]
-    if opts.cfg_scale != 1.0 and (n_classes is None and opts.condition is None):
+    if opts.cfg_scale != 1.0 and _is_unconditional(model):
         raise SampleError("--cfg-scale needs a conditional model; this one is unconditional")
 
     name = f"top_k_{opts.top_k}_temp_{opts.temperature:.2f}_top_p_{opts.top_p}"
