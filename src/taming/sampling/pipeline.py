@@ -1265,7 +1265,8 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
                 )
                 bar.update(n)
                 paths = save_images(images, out)
-                shown = torch.cat((image.cpu(), _masked(image.cpu(), known, f), images))
+                rec = _reconstruct(model, image)
+                shown = torch.cat((image.cpu(), rec, _masked(rec, known, f), images))
                 torch.save({"tokens": tokens, "known": known}, out / "tokens.pt")
             elif scorer is not None:
                 images, tokens, scores, info = rejection_sample(
@@ -1328,8 +1329,16 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
     return result
 
 
+@torch.no_grad()
+def _reconstruct(model: Any, image: Tensor) -> Tensor:
+    """The first stage's reconstruction of an image (what completion starts from)."""
+    quant, z = model.encode_to_z(image.to(_device(model)).float())
+    return _decode(model, z, tuple(quant.shape[-2:]))
+
+
 def _masked(image: Tensor, known: Tensor, f: int) -> Tensor:
-    """The image with the tokens to be sampled greyed out, for the completion grid."""
+    """The image with the tokens to be sampled greyed out (grid: original | reconstruction |
+    kept part | completions)."""
     m = known.float()[None, None]  # (1, 1, h, w)
     m = F.interpolate(m, scale_factor=f, mode="nearest")
     return image * m
