@@ -98,6 +98,20 @@ def test_weight_decay_exactly_on_linear_weights():
         transformer_param_groups(Odd())
 
 
+def test_codes_are_computed_outside_autocast():
+    """bf16-mixed training must see the same codes as full-precision sampling."""
+    torch.manual_seed(0)
+    model = Net2NetTransformer(tiny_gpt(), tiny_vq(), tiny_vq(in_channels=1), cond_stage_key="d")
+    x, d = torch.rand(4, 3, 16, 16) * 2 - 1, torch.rand(4, 1, 16, 16) * 2 - 1
+    quant, z = model.encode_to_z(x)
+    _, c = model.encode_to_c(d)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        quant_mixed, z_mixed = model.encode_to_z(x)
+        _, c_mixed = model.encode_to_c(d)
+    assert quant_mixed.dtype == torch.float32
+    assert torch.equal(z, z_mixed) and torch.equal(c, c_mixed)
+
+
 def test_optimizer_is_adamw_over_transformer_parameters_only():
     model = Net2NetTransformer(tiny_gpt(), tiny_vq(), "__is_unconditional__")
     module = Net2NetModule(model, learning_rate=1e-3)

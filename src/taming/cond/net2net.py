@@ -227,8 +227,13 @@ class Net2NetTransformer(nn.Module):
 
     @torch.no_grad()
     def encode_to_z(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, C, H, W) -> (quant_z (B, D, h, w), permuted indices (B, h*w))."""
-        quant_z, _, info = self.first_stage_model.encode(x)
+        """Images (B, C, H, W) -> (quant_z (B, D, h, w), permuted indices (B, h*w)).
+
+        Runs outside autocast (mixed-precision training), so the codes are those that
+        sampling and `taming.load` users see.
+        """
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            quant_z, _, info = self.first_stage_model.encode(x)
         indices = info[2].reshape(quant_z.shape[0], -1)  # (B, h*w), raster order
         return quant_z, self.permuter(indices)
 
@@ -238,7 +243,8 @@ class Net2NetTransformer(nn.Module):
         if self.downsample_cond_size > -1:
             s = self.downsample_cond_size
             c = F.interpolate(c, size=(s, s))
-        quant_c, _, info = self.cond_stage_model.encode(c)
+        with torch.autocast(device_type=c.device.type, enabled=False):  # as encode_to_z
+            quant_c, _, info = self.cond_stage_model.encode(c)
         indices = info[2]
         return quant_c, indices.reshape(quant_c.shape[0], -1).long()
 
