@@ -175,3 +175,15 @@ def test_get_input_channels_last():
     assert model.get_input(batch).shape == (2, 3, 16, 12)
     assert model.get_input(batch, "depth").shape == (2, 1, 16, 12)
     assert model.get_input(batch).is_contiguous()
+
+
+def test_init_from_ckpt_reads_our_trainer_checkpoints(tmp_path):
+    """`taming train` checkpoints hold the model under `model.` (plus `model.loss.*`)."""
+    model = tiny_vq().eval()
+    sd = {f"model.{k}": v for k, v in model.state_dict().items()}
+    sd["model.loss.discriminator.main.0.weight"] = torch.zeros(1)
+    torch.save({"state_dict": sd, "global_step": 3}, tmp_path / "last.ckpt")
+    other = tiny_vq(ckpt_path=str(tmp_path / "last.ckpt")).eval()
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], other(x)[0])

@@ -25,15 +25,15 @@ from torch import nn
 
 from taming.compat.checkpoint import (
     CheckpointError,
-    filter_state_dict,
     load_state_dict_strict,
     read_checkpoint,
+    strip_trainer_prefix,
 )
 from taming.config import ConfigError, instantiate_from_config, load_config
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["find_run_files", "load", "load_model_state"]
+__all__ = ["drop_nested_ckpt_paths", "find_run_files", "load", "load_model_state"]
 
 _CKPT_CANDIDATES = (
     "checkpoints/last.ckpt",
@@ -68,21 +68,21 @@ def find_run_files(path: str | Path) -> tuple[list[Path], Path | None]:
     return configs, ckpt
 
 
-def _drop_nested_ckpt_paths(node: Any) -> None:
+def drop_nested_ckpt_paths(node: Any) -> None:
+    """Set every `ckpt_path` inside a config node to None (in place)."""
     if isinstance(node, DictConfig):
         for key in list(node.keys()):
             if key == "ckpt_path":
                 node[key] = None
             else:
-                _drop_nested_ckpt_paths(node[key])
+                drop_nested_ckpt_paths(node[key])
 
 
 def load_model_state(
     model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
     """Load an original-layout (or our Lightning, `model.`-prefixed) state dict strictly."""
-    if state_dict and all(k.startswith("model.") for k in state_dict):
-        state_dict = filter_state_dict(state_dict, prefix="model.")
+    state_dict = strip_trainer_prefix(state_dict)
     if hasattr(model, "load_checkpoint_state"):
         model.load_checkpoint_state(state_dict, source=source)
     else:
@@ -122,7 +122,7 @@ def load(
         stage_ckpts = ckpt is None
     if not stage_ckpts:
         model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
-        _drop_nested_ckpt_paths(model_cfg.get("params"))
+        drop_nested_ckpt_paths(model_cfg.get("params"))
     model = instantiate_from_config(model_cfg, where="model")
     if with_loss:
         if not hasattr(model, "init_loss"):

@@ -29,6 +29,7 @@ from taming.compat.checkpoint import (
     filter_state_dict,
     load_state_dict_strict,
     read_state_dict,
+    strip_trainer_prefix,
 )
 from taming.config import ConfigError, instantiate_from_config, to_container, validate_kwargs
 from taming.quantize.base import QuantizeOutput
@@ -187,10 +188,10 @@ class VQModel(nn.Module):
     def init_from_ckpt(
         self, path: str, ignore_keys: Sequence[str] = (), unsafe: bool = False
     ) -> None:
-        """Load an original-layout checkpoint (Lightning `.ckpt`, state dict or safetensors)."""
-        self.load_checkpoint_state(
-            read_state_dict(path, unsafe=unsafe), ignore_keys=ignore_keys, source=str(path)
-        )
+        """Load an original-layout checkpoint (Lightning `.ckpt`, state dict or safetensors),
+        or the `last.ckpt` of a `taming train` run."""
+        sd = strip_trainer_prefix(read_state_dict(path, unsafe=unsafe))
+        self.load_checkpoint_state(sd, ignore_keys=ignore_keys, source=str(path))
         logger.info("restored %s from %s", type(self).__name__, path)
 
     # -- the autoencoder ---------------------------------------------------------------------

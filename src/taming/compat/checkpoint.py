@@ -33,6 +33,7 @@ __all__ = [
     "load_state_dict_strict",
     "read_checkpoint",
     "read_state_dict",
+    "strip_trainer_prefix",
 ]
 
 
@@ -148,6 +149,14 @@ def read_state_dict(path: str | Path, unsafe: bool = False) -> dict[str, torch.T
     if bad:
         raise CheckpointError(f"{path}: state_dict entry '{bad[0]}' is not a tensor")
     return dict(sd)
+
+
+def strip_trainer_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove the `model.` prefix of our Lightning checkpoints (the trainer holds the model as
+    `self.model`) when every key has it; original checkpoints never do."""
+    if state_dict and all(k.startswith("model.") for k in state_dict):
+        return filter_state_dict(state_dict, prefix="model.")
+    return dict(state_dict)
 
 
 def filter_state_dict(

@@ -36,6 +36,7 @@ from taming.compat.checkpoint import (
     filter_state_dict,
     load_state_dict_strict,
     read_state_dict,
+    strip_trainer_prefix,
 )
 from taming.cond.stages import SOSProvider
 from taming.config import ConfigError, instantiate_from_config, to_container
@@ -139,33 +140,10 @@ class Net2NetTransformer(nn.Module):
 
     @staticmethod
     def _build_stage(config: Any, where: str) -> nn.Module:
-        """Instantiate a stage; its `ckpt_path` may also be a `taming train` run checkpoint.
-
-        The checkpoint is read once: keys under `model.` (our Lightning runs, which also
-        hold `model.loss.*`) are unprefixed, then the stage's own rules and strict load
-        apply. A segmentation stage keeps its fresh `colorize` projection, as the original.
-        """
-        config = to_container(config)
-        params = config.get("params") if isinstance(config, dict) else None
-        path = params.get("ckpt_path") if isinstance(params, dict) else None
+        """Instantiate a stage; its `ckpt_path` may be an original checkpoint or the
+        `last.ckpt` of a `taming train` run (see `VQModel.init_from_ckpt`)."""
         try:
-            if path is None:
-                return instantiate_from_config(config, where=where)
-            stage = instantiate_from_config(
-                {**config, "params": {**params, "ckpt_path": None}}, where=where
-            )
-            if not hasattr(stage, "load_checkpoint_state"):  # loads its own checkpoint
-                return instantiate_from_config(config, where=where)
-            sd = read_state_dict(path)
-            if sd and all(k.startswith("model.") for k in sd):
-                sd = filter_state_dict(sd, prefix="model.")
-            if hasattr(stage, "n_labels"):
-                sd.pop("colorize", None)  # registered after loading in the original
-            stage.load_checkpoint_state(
-                sd, ignore_keys=params.get("ignore_keys") or (), source=str(path)
-            )
-            logger.info("restored %s from %s", type(stage).__name__, path)
-            return stage
+            return instantiate_from_config(config, where=where)
         except CheckpointError as e:
             raise CheckpointError(
                 f"{where}.params.ckpt_path: {e}. Point it at the stage's checkpoint, set it to "
@@ -217,9 +195,7 @@ class Net2NetTransformer(nn.Module):
 
     def init_from_ckpt(self, path: str, ignore_keys: Sequence[str] = (), unsafe: bool = False):
         """Load an original-layout checkpoint of the whole model."""
-        sd = read_state_dict(path, unsafe=unsafe)
-        if sd and all(k.startswith("model.") for k in sd):  # a `taming train` run
-            sd = filter_state_dict(sd, prefix="model.")
+        sd = strip_trainer_prefix(read_state_dict(path, unsafe=unsafe))  # ours or original
         self.load_checkpoint_state(sd, ignore_keys=ignore_keys, source=str(path))
         logger.info("restored Net2NetTransformer from %s", path)
 

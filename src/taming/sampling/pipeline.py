@@ -988,7 +988,7 @@ def load_sampling_model(
     from taming.compat.checkpoint import read_checkpoint
     from taming.cond.net2net import Net2NetTransformer
     from taming.config import instantiate_from_config, load_config
-    from taming.loading import _drop_nested_ckpt_paths, find_run_files, load_model_state
+    from taming.loading import drop_nested_ckpt_paths, find_run_files, load_model_state
 
     resume = Path(resume)
     run_dir: Path | None = None
@@ -1012,7 +1012,7 @@ def load_sampling_model(
     if ckpt is not None:
         content = read_checkpoint(ckpt, unsafe=unsafe)  # checks the file exists
         model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
-        _drop_nested_ckpt_paths(model_cfg.get("params"))  # the checkpoint holds the stages
+        drop_nested_ckpt_paths(model_cfg.get("params"))  # the checkpoint holds the stages
     model = instantiate_from_config(model_cfg, where="model")
     if not isinstance(model, Net2NetTransformer):
         raise SampleError(
