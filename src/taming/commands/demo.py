@@ -1,11 +1,14 @@
-"""`taming demo`: train a small VQGAN on scikit-image's bundled photos (no download), on a CPU.
+"""`taming demo`: train a small VQGAN and then a small transformer on its codes, on a CPU.
 
-    taming demo                      # ~5 minutes on 2 CPU cores; writes demo_out/
+    taming demo                      # ~7 minutes on 2 CPU cores; writes demo_out/
     taming demo --steps 20 --out /tmp/demo
 
-Writes input/reconstruction grids (before and after training), `metrics.json` (PSNR before
-and after, codebook usage) and a checkpoint loadable with `taming.load(<out>)`, then prints
-where they are. See `taming.train.demo`.
+Uses scikit-image's bundled photos (no download). Writes input/reconstruction grids (before and
+after training), `metrics.json` (PSNR before/after, codebook usage, transformer loss
+before/after), a VQGAN checkpoint loadable with `taming.load(<out>)`, transformer samples, a
+completion grid and a 2x-wide sliding-window sample, and a transformer run folder for
+`taming sample -r <out>/transformer`, then prints where they are. `--steps` scales both stages.
+See `taming.train.demo`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="train a small VQGAN on embedded photos (no download), write PNG grids",
+        help="train a small VQGAN and transformer on embedded photos (no download), write PNGs",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     p.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
@@ -27,8 +30,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-minutes",
         type=float,
-        default=7.5,
-        help="stop training after this many minutes (default 7.5; 0: no limit)",
+        default=6.0,
+        help="stop VQGAN training after this many minutes (default 6; 0: no limit)",
+    )
+    p.add_argument(
+        "--transformer-steps",
+        type=int,
+        default=None,
+        help="transformer training steps (default: 900, scaled with --steps)",
+    )
+    p.add_argument(
+        "--transformer-max-minutes",
+        type=float,
+        default=2.2,
+        help="stop transformer training after this many minutes (default 2.2; 0: no limit)",
     )
     p.add_argument("--seed", type=int, default=23)
     p.add_argument(
@@ -52,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         perceptual=args.lpips,
         max_minutes=args.max_minutes or None,
+        transformer_steps=args.transformer_steps,
+        transformer_max_minutes=args.transformer_max_minutes or None,
         progress=not args.no_progress,
     )
     if args.steps is not None:
@@ -69,5 +86,12 @@ def run(args: argparse.Namespace) -> int:
             )
         for label, path in res.files.items():
             print(f"  {label + ':':26s} {path}")
-    print(f"\nload the model with: taming.load({str(ctx.out)!r})")
+        if "loss_before" in m:
+            print(
+                f"{res.name}: {m['steps']} steps in {m['seconds']:.0f} s; token loss "
+                f"{m['loss_before']:.2f} -> {m['loss_after']:.2f} nats"
+            )
+    print(f"\nload the tokenizer with: taming.load({str(ctx.out)!r})")
+    if (ctx.out / "transformer").is_dir():
+        print(f"sample more images with: taming sample -r {ctx.out / 'transformer'} -n 16")
     return 0

@@ -89,7 +89,7 @@ TRAINER_FLAGS: dict[str, tuple[Any, str]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a first-stage model from YAML configs (original main.py flags)",
+        help="train a VQGAN or a transformer from YAML configs (original main.py flags)",
         description=__doc__.split("\n\n")[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -91,7 +91,7 @@ class DemoContext:
     batch_size: int = 4
     seed: int = 23
     perceptual: bool = False
-    max_minutes: float | None = 7.5
+    max_minutes: float | None = 6.0
     progress: bool = True
     transformer_steps: int | None = None
     transformer_max_minutes: float | None = 2.2
