@@ -354,6 +354,36 @@ def test_segmentation_png_condition(runs, models, tmp_path):
     assert images.shape == (1, 3, 32, 24)
 
 
+def test_guidance_through_the_sliding_window(runs, models, tmp_path, monkeypatch):
+    import taming.sampling.sliding as sliding
+
+    seen = []
+    real = sliding.sample_sliding_window
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["null_cond"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sliding, "sample_sliding_window", spy)
+    seg = models["seg"]
+    rng = np.random.default_rng(1)
+    cond = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, N_LABELS, (32, 24))))
+    cond = cond.permute(2, 0, 1)[None].float()  # (1, n_labels, 32, 24)
+    plain = sample_images(seg, 1, cond=cond, generator=gen(3))
+    guided = sample_images(seg, 1, cond=cond, cfg_scale=2.0, generator=gen(3))
+    assert guided.shape == plain.shape == (1, 3, 32, 24) and not torch.equal(guided, plain)
+    window = 8 * 8  # the seg model's training window, in tokens
+    assert seen[0] is None and torch.equal(seen[1], torch.full((1, window), seg.null_token))
+    # class prefix + guidance + a 2x larger grid, through the CLI
+    run = str(runs["class"])
+    argv = ["-r", run, "-o", str(tmp_path), "--classes", "1", "-n", "1", "--cfg-scale", "2"]
+    assert sample(*argv, "--size", "32,32") == 0
+    assert torch.equal(seen[-1], torch.full((1, 1), models["class"].null_token))
+    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_cfg_2" / str(STEP) / "1"
+    with Image.open(pngs(folder)[0]) as img:
+        assert img.size == (32, 32)
+
+
 def test_depth_condition_files(tmp_path):
     model = Net2NetTransformer(
         tiny_gpt(block_size=128), tiny_vq(), tiny_vq(in_channels=1), cond_stage_key="depth"
@@ -425,7 +455,6 @@ def test_make_grid():
         ("uncond", ["--rejection", "nomodule_xyz:f"], "cannot import 'nomodule_xyz'"),
         ("seg", [], "give --condition FILE"),
         ("seg", ["--condition", "{bad_labels}"], "label 9 >= n_labels=5"),
-        ("class", ["--cfg-scale", "2", "--size", "32,32"], "not supported with sliding-window"),
     ],
 )
 def test_user_errors_are_one_line(runs, tmp_path, capsys, kind, args, expected):

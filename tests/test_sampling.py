@@ -376,6 +376,44 @@ def test_sliding_window_of_grid_size_is_plain_cached_sampling():
     assert torch.equal(a, b)
 
 
+def test_sliding_window_guidance_of_grid_size_equals_guided_sampling():
+    gpt = tiny_gpt(vocab=50, block=40)
+    cond, cgrid = torch.randint(0, 50, (2, 1)), torch.randint(0, 50, (2, 4, 4))
+    null = torch.full((17,), 3)
+    torch.manual_seed(0)
+    a = sample_sliding_window(
+        gpt, (4, 4), cond=cond, cond_grid=cgrid, window=(4, 4), top_k=9, cfg_scale=2.5,
+        null_cond=null,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    full = torch.cat((cond, cgrid.view(2, -1)), 1)
+    b = sample_tokens(gpt, full, 16, top_k=9, cfg_scale=2.5, null_cond=null)
+    assert torch.equal(a, b)
+
+
+def test_sliding_window_guidance_on_a_2x_wide_grid():
+    gpt = tiny_gpt(vocab=50, block=40)
+    cgrid, null = torch.randint(0, 50, (2, 4, 8)), torch.full((1, 16), 3)
+    kw = dict(cond_grid=cgrid, window=(4, 4), top_k=12, null_cond=null)
+    out = {}
+    for use_cache, scale in ((True, 1.0), (True, 3.0), (False, 3.0)):
+        torch.manual_seed(0)
+        out[use_cache, scale] = sample_sliding_window(
+            gpt, (4, 8), use_cache=use_cache, cfg_scale=scale, **kw
+        )
+    torch.manual_seed(0)
+    plain = sample_sliding_window(gpt, (4, 8), cond_grid=cgrid, window=(4, 4), top_k=12)
+    assert torch.equal(out[True, 1.0], plain)  # scale 1: no unconditional pass
+    assert torch.equal(out[True, 3.0], out[False, 3.0])  # the cache schedule holds for both
+    assert out[True, 3.0].shape == (2, 32) and not torch.equal(out[True, 3.0], plain)
+    with pytest.raises(ValueError, match="needs null_cond"):
+        sample_sliding_window(gpt, (4, 8), cond_grid=cgrid, window=(4, 4), cfg_scale=2.0)
+    with pytest.raises(ValueError, match="null_cond has shape"):
+        sample_sliding_window(
+            gpt, (4, 8), cond_grid=cgrid, window=(4, 4), cfg_scale=2.0, null_cond=null[:, :5]
+        )
+
+
 def test_sliding_window_completion_keeps_tokens():
     gpt = tiny_gpt(vocab=50, block=40)
     cgrid = torch.randint(0, 50, (2, 6, 8))

@@ -368,8 +368,6 @@ def iter_samples(
     c = _encode_condition(model, cond, n)
     grid, window, sliding = _plan(model, c, size, window)
     null = _null_prefix(model, c, cfg_scale)
-    if sliding and null is not None:
-        raise SampleError("--cfg-scale is not supported with sliding-window sampling yet")
     h, w = grid
     top_k = top_k or None
     n_batches = math.ceil(n / batch_size)
@@ -384,12 +382,14 @@ def iter_samples(
                 window,
                 None,
                 None,
-                top_k,
-                top_p,
-                temperature,
-                generator,
-                use_cache,
-                progress and n_batches == 1,
+                top_k=top_k,
+                top_p=top_p,
+                temperature=temperature,
+                generator=generator,
+                use_cache=use_cache,
+                progress=progress and n_batches == 1,
+                cfg_scale=cfg_scale,
+                null=null,
             )
         else:
             prefix = cb.tokens()
@@ -416,15 +416,24 @@ def _sample_sliding(
     window: tuple[int, int],
     tokens: Tensor | None,
     known: Tensor | None,
+    *,
     top_k: int | None,
     top_p: float | None,
     temperature: float,
     generator: torch.Generator | None,
     use_cache: bool,
-    progress: bool,
+    progress: bool = False,
+    cfg_scale: float = 1.0,
+    null: Tensor | None = None,
 ) -> Tensor:
     from taming.sampling.sliding import sample_sliding_window
 
+    null_cond = None
+    if null is not None:  # the null token in place of the prefix and the cond-grid window
+        n_ctx = (c.prefix.shape[1] if c.prefix is not None else 0) + (
+            window[0] * window[1] if c.grid is not None else 0
+        )
+        null_cond = null[:, :1].expand(1, n_ctx)
     return sample_sliding_window(
         model.transformer,
         grid,
@@ -440,6 +449,8 @@ def _sample_sliding(
         generator=generator,
         use_cache=use_cache,
         progress=progress,
+        cfg_scale=cfg_scale,
+        null_cond=null_cond,
     )  # (B, h*w) raster order
 
 
@@ -566,7 +577,7 @@ def complete_image(
             kept where >= 0.5).
         top_k, top_p, temperature, cfg_scale, generator, batch_size, use_cache, window,
         progress: as in `sample_images`. Grids larger than the window use the sliding
-        window (no guidance there).
+        window.
 
     Returns:
         `(images (n, 3, H, W), tokens (n, h, w), known (h, w) bool)`; the kept tokens equal
@@ -586,8 +597,6 @@ def complete_image(
     c = _encode_condition(model, cond, n)
     grid, window, sliding = _plan(model, c, _size_of(model, grid), window)
     null = _null_prefix(model, c, cfg_scale)
-    if sliding and null is not None:
-        raise SampleError("--cfg-scale is not supported with sliding-window sampling yet")
     known = _known_mask(grid, keep_top, mask).to(device)  # (h*w,) raster
     z_raster = model.permuter(z_seq, reverse=True)  # (1, h*w)
     known_seq = model.permuter(known[None].long()).bool()[0]  # (L,) sequence order
@@ -606,12 +615,13 @@ def complete_image(
                     window,
                     z_raster.expand(b, -1),
                     known,
-                    top_k,
-                    top_p,
-                    temperature,
-                    generator,
-                    use_cache,
-                    False,
+                    top_k=top_k,
+                    top_p=top_p,
+                    temperature=temperature,
+                    generator=generator,
+                    use_cache=use_cache,
+                    cfg_scale=cfg_scale,
+                    null=null,
                 )
                 seq = model.permuter(out)
             else:

@@ -22,6 +22,11 @@ is recomputed in one chunk up to the target. Only the last position's logits are
 grid of the window's size is therefore sampled like a plain cached sequence, and a wider grid
 pays one prefill per target whose window moved (interior columns), instead of a full forward
 per token.
+
+Classifier-free guidance (`cfg_scale != 1`) runs a second, unconditional group of rows in the
+same batch: the same canvas crop after `null_cond` in place of `[prefix | conditioning-grid
+crop]` (the model's null token everywhere, as in condition-dropout training). Both groups share
+the window rule and the cache schedule; their logits are mixed as in `taming.sampling.sample`.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ def sample_sliding_window(
     use_cache: bool = True,
     callback: StepCallback | None = None,
     progress: bool = False,
+    cfg_scale: float = 1.0,
+    null_cond: Tensor | None = None,
 ) -> Tensor:
     """Sample an `(h, w)` token grid with a sliding `window`, in raster order.
 
@@ -77,6 +84,10 @@ def sample_sliding_window(
         temperature, top_k, top_p, sample, generator, callback, progress: As in
             `taming.sampling.sample_tokens`.
         use_cache: Cached windows (default) or the original full forward per token.
+        cfg_scale: Classifier-free guidance scale (1: off).
+        null_cond: With guidance, the unconditional tokens `(Lc,)`, `(1, Lc)` or `(B, Lc)`
+            that replace the prefix and the conditioning-grid crop (`Lc = Lp + wh*ww` with a
+            grid, else `Lp`).
 
     Returns:
         Tokens `(B, h*w)` in raster order.
@@ -113,21 +124,25 @@ def sample_sliding_window(
     partly = known_bw.any(dim=0).tolist()
     keep_prefix = n_prefix if gpt.n_unmasked <= n_prefix else 0
 
-    sampler = TokenSampler(B, temperature, top_k, top_p, sample, generator)
-    seq = torch.empty(B, n_ctx + wh * ww, dtype=torch.long, device=device)
-    seq[:, :n_prefix] = prefix
+    sampler = TokenSampler(B, temperature, top_k, top_p, sample, generator, cfg_scale)
+    G = sampler.groups
+    seq = torch.empty(G * B, n_ctx + wh * ww, dtype=torch.long, device=device)
+    seq[:B, :n_prefix] = prefix
+    if G == 2:
+        seq[B:, :n_ctx] = _null_rows(null_cond, B, n_ctx, device)
     flat = canvas.view(B, h * w)
     origin, valid = None, 0
     with torch.inference_mode():
-        cache = gpt.setup_cache(B, seq.shape[1] - 1) if use_cache else None
+        cache = gpt.setup_cache(G * B, seq.shape[1] - 1) if use_cache else None
         for step, p in enumerate(tqdm(targets, desc="sampling", disable=not progress)):
             i, j = divmod(p, w)
             r0, c0 = window_start(i, h, wh), window_start(j, w, ww)
             if (r0, c0) != origin:
                 origin, valid = (r0, c0), min(valid, keep_prefix)
                 if cgrid is not None:
-                    seq[:, n_prefix:n_ctx] = cgrid[:, r0 : r0 + wh, c0 : c0 + ww].reshape(B, -1)
-                seq[:, n_ctx:] = canvas[:, r0 : r0 + wh, c0 : c0 + ww].reshape(B, -1)
+                    seq[:B, n_prefix:n_ctx] = cgrid[:, r0 : r0 + wh, c0 : c0 + ww].reshape(B, -1)
+                crop = canvas[:, r0 : r0 + wh, c0 : c0 + ww].reshape(B, -1)  # (B, wh*ww)
+                seq[:, n_ctx:] = crop if G == 1 else crop.repeat(G, 1)
             n = n_ctx + (i - r0) * ww + (j - c0)  # tokens before the target in `seq`
             if cache is not None:
                 start = min(valid, n - 1)
@@ -139,7 +154,21 @@ def sample_sliding_window(
             if partly[p]:
                 drawn = torch.where(known_bw[:, p], flat[:, p], drawn)
             flat[:, p] = drawn
-            seq[:, n] = drawn
+            seq[:, n] = drawn if G == 1 else drawn.repeat(G)
             if callback is not None:
                 callback(step, probs)
     return flat
+
+
+def _null_rows(null_cond: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
+    """The unconditional context `(batch, length)` of guided sampling."""
+    if null_cond is None:
+        raise ValueError("cfg_scale != 1 needs null_cond (the unconditional tokens)")
+    null = null_cond.long().to(device)
+    null = null.view(1, -1) if null.dim() == 1 else null
+    if null.shape[-1] != length or null.shape[0] not in (1, batch):
+        raise ValueError(
+            f"null_cond has shape {tuple(null.shape)}; the prefix and conditioning window "
+            f"need (1 or {batch}, {length})"
+        )
+    return null.expand(batch, length)
