@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 
 import pytest
 import torch
@@ -258,8 +260,22 @@ def test_decode_weights_follow_parameter_updates():
     torch.testing.assert_close(cached_logits(gpt, idx, [1] * 10), gpt(idx)[0].detach())
 
 
-def test_cached_decoding_with_width_not_divisible_by_the_gemv_split():
-    gpt = make_gpt(n_head=3, n_embd=30)  # 30 % 4 != 0: unsplit transposed product
+@pytest.mark.parametrize("batch", [1, 3, 6, 40])
+def test_cached_decoding_in_every_product_layout(batch):
+    """Rows per Linear call of 1-4 (weight-major split), 5-128 (row-major split) and more
+    (F.linear): every chunking gives the full forward's logits."""
+    gpt = make_gpt(block=48)
+    idx = torch.randint(0, 37, (batch, 48))
+    full = gpt(idx)[0].detach()
+    torch.testing.assert_close(cached_logits(gpt, idx, [1] * 48), full)
+    torch.testing.assert_close(cached_logits(gpt, idx, [5, 2, 41]), full)
+    clone = copy.deepcopy(gpt)  # the packed decode weights are a cache, not state
+    assert gpt._decode is not None and clone._decode is None
+    torch.testing.assert_close(cached_logits(pickle.loads(pickle.dumps(gpt)), idx, [48]), full)
+
+
+def test_cached_decoding_with_width_not_divisible_by_the_split():
+    gpt = make_gpt(n_head=3, n_embd=15, vocab=37)  # odd widths: F.linear instead of the split
     idx = torch.randint(0, 37, (1, 24))
     torch.testing.assert_close(cached_logits(gpt, idx, [3] + [1] * 21), gpt(idx)[0].detach())
 

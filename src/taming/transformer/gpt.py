@@ -11,10 +11,12 @@ Two execution paths:
   * `forward` — the original full-sequence pass (training, scoring, reference sampling), with
     `torch.nn.functional.scaled_dot_product_attention` (`is_causal` when possible);
   * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast style). For
-    float32 decoding on CPU it multiplies with transposed, input-split copies of the weights
-    (`_PackedLinear`; 1.6-2x faster steps at batch 1-2), built once per weight version and
-    kept until the weights change or `release_decode_weights()`. `to_low_precision("bf16")`
-    opts into bf16 weights for this path only.
+    float32 decoding on CPU it splits the skinny products over the cores by output slices, or
+    uses oneDNN with a reordered weight from 3 rows on (`_PackedLinear`; 2.7x faster Linears
+    at batch 1, 1.7x at batch 8); q/k/v are fused into one weight. These copies are built
+    once per weight version and kept until the weights change or `release_decode_weights()`
+    (they are not pickled or deep-copied). `to_low_precision("bf16")` opts into bf16 weights
+    for this path only.
 """
 
 from __future__ import annotations
@@ -152,58 +154,84 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-# Float32 products of at most `_GEMV_MAX_ROWS` rows on CPU (decoding steps) are split along
-# the input axis into `_GEMV_SPLITS` chunks run as one `bmm` and summed, so that both cores
-# stream part of a transposed weight copy each (measured: 8 layers x 512 wide, 2 threads, AVX2:
-# 10-11 ms -> 6.3 ms per batch-1 step, 16.5 -> 8.3 ms at 2 rows, 19 -> 16 ms at 8 rows, no
-# gain from 32 rows on).
-_GEMV_SPLITS = 4
-_GEMV_MAX_ROWS = 8
+# Float32 decoding products on CPU (memory- or latency-bound skinny GEMMs; MKL's threading of
+# them leaves much of the machine idle). Measured over all Linears of the 8 x 512-wide
+# benchmark GPT (2 threads, AVX2, EPYC), ms per call of every Linear once:
+#   rows                       1     2     4     8    32    128   512
+#   F.linear (MKL)           8.5  13.0  12.6  11.5  24.7  62.8  190
+#   2 output slices, bmm     3.1   4.7   6.2   8.6  18.8  52.9  179
+#   oneDNN, packed weight    5.2   5.2   5.9   6.9  13.9  43.4  166
+# Up to `_COLUMN_MAX_ROWS` rows: `W @ x^T` with the weight's `(out, in)` layout cut into
+# `_SPLITS` output slices, one `bmm` (both cores stream half the weight each, no copy). Above:
+# oneDNN's linear with a weight reordered once into its blocked layout, where that op exists;
+# otherwise `x @ W^T` in output slices, or `F.linear` beyond `_SPLIT_MAX_ROWS` rows.
+_SPLITS = 2
+_COLUMN_MAX_ROWS = 2
+_SPLIT_MAX_ROWS = 128
+
+
+def _onednn_linear_weight(weight: Tensor) -> Tensor | None:
+    """The weight in oneDNN's blocked linear layout, or None where this torch has no oneDNN."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
+        torch.ops.mkldnn._linear_pointwise(weight.new_zeros(1, weight.shape[1]), packed, None,
+                                           "none", [], "")  # fmt: skip
+    except (AttributeError, RuntimeError, NotImplementedError):  # private ops: be defensive
+        logger.debug("oneDNN linear is not available; using bmm output slices")
+        return None
+    return packed
 
 
 class _PackedLinear:
     """One Linear, or several sharing the input (q/k/v, concatenated outputs), for decoding.
 
-    Rows are multiplied with `F.linear` and the parameters themselves (no copy in the
-    parameter dtype; casted copies for a low-precision format). Up to `_GEMV_MAX_ROWS` rows on
-    CPU in float32 (decoding steps, memory bound) instead use a fused, transposed copy split
-    along the input axis, `(S, in/S, out)`: `bmm` of the S input chunks with it, summed, plus
-    bias. The S products run on both cores and the transposed layout streams faster (see
-    `_GEMV_SPLITS`); for half precision `F.linear` is faster. The copy (the size of the weight)
-    is built on first use, so only CPU decoding pays its memory. Casts the input to the weight
-    dtype; the output stays in that dtype.
+    The weight is used in its `(out, in)` layout: the parameter itself when there is one part
+    in the parameter dtype, else a concatenated (or cast) copy. On CPU in float32 the product
+    depends on the number of rows (see the table above); the oneDNN copy of the weight is made
+    on the first call with more than `_COLUMN_MAX_ROWS` rows. Half precision uses `F.linear`.
+    Casts the input to the weight dtype; the output stays in that dtype. Every output element
+    is one float32 dot product over the whole input axis, as in `F.linear`.
     """
 
-    __slots__ = ("_parts", "_bias", "_gemv_weight", "gemv_split")
+    __slots__ = ("_weight", "_bias", "_cpu_fp32", "_onednn")
 
     def __init__(
         self, weights: list[Tensor], biases: list[Tensor] | None, dtype: torch.dtype
     ) -> None:
-        bs = [None] * len(weights) if biases is None else [b.detach().to(dtype) for b in biases]
-        self._parts = [(w.detach().to(dtype), b) for w, b in zip(weights, bs)]
-        self._bias = None if biases is None else torch.cat(bs)
-        self._gemv_weight: Tensor | None = None
-        self.gemv_split = weights[0].device.type == "cpu" and dtype == torch.float32
-
-    def _split_weight(self) -> Tensor:
-        w = torch.cat([w for w, _ in self._parts]).t()  # (in, out)
-        chunks = _GEMV_SPLITS if w.shape[0] % _GEMV_SPLITS == 0 else 1
-        return w.reshape(chunks, w.shape[0] // chunks, w.shape[1]).contiguous()  # (S, in/S, out)
+        ws = [w.detach().to(dtype) for w in weights]
+        self._weight = ws[0] if len(ws) == 1 else torch.cat(ws)  # (out, in)
+        self._bias = None if biases is None else torch.cat([b.detach().to(dtype) for b in biases])
+        out = self._weight.shape[0]
+        self._cpu_fp32 = (
+            self._weight.device.type == "cpu" and dtype == torch.float32 and out % _SPLITS == 0
+        )
+        self._onednn: Tensor | None | bool = False  # False: not tried yet
 
     def __call__(self, x: Tensor) -> Tensor:  # x (N, in) -> (N, out)
-        dtype = self._parts[0][0].dtype
-        if x.dtype != dtype:
-            x = x.to(dtype)
-        if self.gemv_split and x.shape[0] <= _GEMV_MAX_ROWS:
-            if self._gemv_weight is None:
-                self._gemv_weight = self._split_weight()
-            w = self._gemv_weight
-            xs = x.view(x.shape[0], w.shape[0], w.shape[1]).transpose(0, 1)  # (S, N, in/S)
-            y = torch.bmm(xs, w).sum(0)  # (N, out)
-            return y if self._bias is None else y.add_(self._bias)
-        if len(self._parts) == 1:
-            return F.linear(x, *self._parts[0])
-        return torch.cat([F.linear(x, w, b) for w, b in self._parts], dim=-1)
+        w, b = self._weight, self._bias
+        if x.dtype != w.dtype:
+            x = x.to(w.dtype)
+        n = x.shape[0]
+        if not self._cpu_fp32:
+            return F.linear(x, w, b)
+        out, d_in = w.shape
+        ws = w.view(_SPLITS, out // _SPLITS, d_in)  # (S, out/S, in)
+        if n <= _COLUMN_MAX_ROWS:
+            y = torch.bmm(ws, x.t().expand(_SPLITS, d_in, n)).view(out, n)  # (out, N)
+            if b is not None:
+                y.add_(b[:, None])
+            return y.t().contiguous()  # (N, out)
+        if self._onednn is False:
+            self._onednn = _onednn_linear_weight(w)
+        if self._onednn is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self._onednn, b, "none", [], "")
+        if n > _SPLIT_MAX_ROWS:
+            return F.linear(x, w, b)
+        y = torch.bmm(x.expand(_SPLITS, n, d_in), ws.transpose(1, 2))  # (S, N, out/S)
+        y = y.transpose(0, 1).reshape(n, out)  # (N, out), a copy
+        return y if b is None else y.add_(b)
 
 
 class _DecodeBlock:
@@ -392,6 +420,11 @@ class GPT(nn.Module):
             raise ValueError(f"unknown format {fmt!r}; choose from {sorted(_LOW_PRECISION)}")
         self.decode_weight_format = fmt
         return self
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state["_decode"] = None  # a cache of packed weights, rebuilt on use
+        return state
 
     def release_decode_weights(self) -> None:
         """Free the packed copies `forward_cached` keeps (rebuilt on its next call)."""
