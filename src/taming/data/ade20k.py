@@ -9,37 +9,12 @@ defaults to the original's CWD-relative `data`. The full ADE20K datasets (`ADE20
 
 from __future__ import annotations
 
-import os
-
-from taming.data.segmentation import SegmentationBase
+from taming.data.segmentation import ShippedExamples
 
 __all__ = ["Examples"]
 
 
-class Examples(SegmentationBase):
-    """The shipped ADE20K examples.
+class Examples(ShippedExamples):
+    """The shipped ADE20K examples (arguments: `ShippedExamples`)."""
 
-    Args:
-        size: shortest side and crop size; None keeps the original resolution.
-        random_crop: random instead of center crop.
-        interpolation: image resize filter.
-        root: folder holding the original project's `data/` files.
-    """
-
-    def __init__(
-        self,
-        size: int | None = 256,
-        random_crop: bool = False,
-        interpolation: str = "bicubic",
-        root: str = "data",
-    ):
-        super().__init__(
-            data_csv=os.path.join(root, "ade20k_examples.txt"),
-            data_root=os.path.join(root, "ade20k_images"),
-            segmentation_root=os.path.join(root, "ade20k_segmentations"),
-            size=size,
-            random_crop=random_crop,
-            interpolation=interpolation,
-            n_labels=151,
-            shift_segmentation=False,
-        )
+    name, n_labels, shift_segmentation = "ade20k", 151, False

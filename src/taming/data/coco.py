@@ -13,41 +13,17 @@ The full captioned COCO datasets (`CocoImagesAndCaptionsTrain/Validation`, used 
 
 from __future__ import annotations
 
-import os
 from typing import Any, NoReturn
 
-from taming.data.segmentation import SegmentationBase
+from taming.data.segmentation import ShippedExamples
 
 __all__ = ["CocoImagesAndCaptionsTrain", "CocoImagesAndCaptionsValidation", "Examples"]
 
 
-class Examples(SegmentationBase):
-    """The shipped COCO-Stuff examples.
+class Examples(ShippedExamples):
+    """The shipped COCO-Stuff examples (arguments: `ShippedExamples`)."""
 
-    Args:
-        size: shortest side and crop size; None keeps the original resolution.
-        random_crop: random instead of center crop.
-        interpolation: image resize filter.
-        root: folder holding the original project's `data/` files.
-    """
-
-    def __init__(
-        self,
-        size: int | None = 256,
-        random_crop: bool = False,
-        interpolation: str = "bicubic",
-        root: str = "data",
-    ):
-        super().__init__(
-            data_csv=os.path.join(root, "coco_examples.txt"),
-            data_root=os.path.join(root, "coco_images"),
-            segmentation_root=os.path.join(root, "coco_segmentations"),
-            size=size,
-            random_crop=random_crop,
-            interpolation=interpolation,
-            n_labels=183,
-            shift_segmentation=True,
-        )
+    name, n_labels, shift_segmentation = "coco", 183, True
 
 
 def _not_available(name: str) -> NoReturn:

@@ -146,3 +146,38 @@ class SegmentationBase(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self._tracker.fetch(i, self._load_example)
+
+
+class ShippedExamples(SegmentationBase):
+    """Base of the original project's example sets in `<root>/` (ADE20K, COCO-Stuff, S-FLCKR):
+    `<root>/<name>_examples.txt`, images in `<root>/<name>_images`, label maps in
+    `<root>/<name>_segmentations`. Subclasses set `name`, `n_labels`, `shift_segmentation`.
+
+    Args:
+        size: shortest side and crop size; None keeps the original resolution.
+        random_crop: random instead of center crop.
+        interpolation: image resize filter.
+        root: folder holding the original project's `data/` files.
+    """
+
+    name: str
+    n_labels: int
+    shift_segmentation: bool = False
+
+    def __init__(
+        self,
+        size: int | None = 256,
+        random_crop: bool = False,
+        interpolation: str = "bicubic",
+        root: str = "data",
+    ):
+        super().__init__(
+            data_csv=os.path.join(root, f"{self.name}_examples.txt"),
+            data_root=os.path.join(root, f"{self.name}_images"),
+            segmentation_root=os.path.join(root, f"{self.name}_segmentations"),
+            size=size,
+            random_crop=random_crop,
+            interpolation=interpolation,
+            n_labels=type(self).n_labels,
+            shift_segmentation=type(self).shift_segmentation,
+        )

@@ -12,22 +12,16 @@ original path.
 
 from __future__ import annotations
 
-import os
-
-from taming.data.segmentation import SegmentationBase
+from taming.data.segmentation import SegmentationBase, ShippedExamples
 
 __all__ = ["Examples", "SegmentationBase"]
 
 
-class Examples(SegmentationBase):
-    """The shipped S-FLCKR examples.
+class Examples(ShippedExamples):
+    """The shipped S-FLCKR examples (arguments: `ShippedExamples`; full resolution by
+    default)."""
 
-    Args:
-        size: shortest side and crop size; None keeps the original resolution.
-        random_crop: random instead of center crop.
-        interpolation: image resize filter.
-        root: folder holding the original project's `data/` files.
-    """
+    name, n_labels, shift_segmentation = "sflckr", 182, False
 
     def __init__(
         self,
@@ -36,13 +30,4 @@ class Examples(SegmentationBase):
         interpolation: str = "bicubic",
         root: str = "data",
     ):
-        super().__init__(
-            data_csv=os.path.join(root, "sflckr_examples.txt"),
-            data_root=os.path.join(root, "sflckr_images"),
-            segmentation_root=os.path.join(root, "sflckr_segmentations"),
-            size=size,
-            random_crop=random_crop,
-            interpolation=interpolation,
-            n_labels=182,
-            shift_segmentation=False,
-        )
+        super().__init__(size, random_crop, interpolation, root)
