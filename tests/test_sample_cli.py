@@ -230,6 +230,24 @@ def test_cfg_scale_one_cli_equals_plain(runs, tmp_path):
     assert len(pngs(guided / "1")) == 2
 
 
+def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch):
+    from taming.transformer.gpt import GPT
+
+    formats = []
+    real = GPT.to_low_precision
+    monkeypatch.setattr(
+        GPT, "to_low_precision", lambda self, fmt: formats.append(fmt) or real(self, fmt)
+    )
+    run = str(runs["uncond"])
+    assert sample("-r", run, "-o", str(tmp_path), "-n", "2") == 0
+    assert formats == []  # fp32 unless asked
+    assert sample("-r", run, "-o", str(tmp_path), "-n", "2", "--decode-weights", "bf16") == 0
+    assert formats == ["bf16"]
+    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_bf16" / str(STEP)
+    assert len(pngs(folder)) == 2
+    assert json.loads((folder / "summary.json").read_text())["decode_weights"] == "bf16"
+
+
 def test_sliding_window_two_times_wide(runs, models, tmp_path):
     model = models["uncond"]
     images, tokens = sample_images(model, 2, size=(16, 32), generator=gen(0), return_tokens=True)
@@ -453,6 +471,7 @@ def test_make_grid():
         ("uncond", ["--condition", "missing.png"], "file not found: missing.png"),
         ("uncond", ["--mask", "{png}"], "--mask needs --complete"),
         ("uncond", ["--rejection", "nomodule_xyz:f"], "cannot import 'nomodule_xyz'"),
+        ("uncond", ["--decode-weights", "bf16", "--no-cache"], "drop --no-cache"),
         ("seg", [], "give --condition FILE"),
         ("seg", ["--condition", "{bad_labels}"], "label 9 >= n_labels=5"),
     ],

@@ -1102,6 +1102,7 @@ class SampleOptions:
     unsafe: bool = False
     device: str | None = None
     use_cache: bool = True
+    decode_weights: str | None = None  # "bf16"/"fp16": low-precision decode weights (opt-in)
     progress: bool = True
 
 
@@ -1171,6 +1172,10 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         unsafe=opts.unsafe,
         device=device,
     )
+    if opts.decode_weights is not None:
+        if not opts.use_cache:
+            raise SampleError("--decode-weights applies to cached sampling; drop --no-cache")
+        model.transformer.to_low_precision(opts.decode_weights)
     f = first_stage_factor(model)
     if size is not None:
         latent_grid(model, size)
@@ -1208,6 +1213,8 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         name += f"_cfg_{_fmt(opts.cfg_scale)}"
     if scorer is not None:
         name += f"_rejection_{_fmt(opts.acceptance)}"
+    if opts.decode_weights is not None:
+        name += f"_{opts.decode_weights}"
     base_dir = Path(opts.outdir) if opts.outdir else (run_dir or Path("."))
     folder = base_dir / "samples" / name / str(step)
     if opts.complete is not None:
@@ -1238,6 +1245,7 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         "top_p": opts.top_p,
         "temperature": opts.temperature,
         "cfg_scale": opts.cfg_scale,
+        "decode_weights": opts.decode_weights or "fp32",
         "seed": opts.seed,
         "device": str(device),
         "factor": f,
