@@ -1154,6 +1154,8 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         raise SampleError("give either --keep-top or --mask, not both")
     if opts.rejection is not None and opts.complete is not None:
         raise SampleError("--rejection samples from scratch; it cannot be combined with --complete")
+    if opts.decode_weights is not None and not opts.use_cache:
+        raise SampleError("--decode-weights applies to cached sampling; drop --no-cache")
     size = parse_size(opts.size)
     for path, flag in (
         (opts.condition, "--condition"),
@@ -1173,8 +1175,6 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         device=device,
     )
     if opts.decode_weights is not None:
-        if not opts.use_cache:
-            raise SampleError("--decode-weights applies to cached sampling; drop --no-cache")
         model.transformer.to_low_precision(opts.decode_weights)
     f = first_stage_factor(model)
     if size is not None:
