@@ -167,14 +167,23 @@ def _token_buffer(
     B, Lc = cond.shape
     rows = [torch.cat((cond, image), dim=1)]
     if cfg_scale != 1.0:
-        if null_cond is None:
-            raise ValueError("cfg_scale != 1 needs null_cond (the unconditional tokens)")
-        null = null_cond.long().to(cond.device)
-        null = null.view(1, -1) if null.dim() == 1 else null
-        if null.shape[-1] != Lc:
-            raise ValueError(f"null_cond has length {null.shape[-1]}, cond has {Lc}")
-        rows.append(torch.cat((null.expand(B, Lc), image), dim=1))
+        rows.append(torch.cat((null_rows(null_cond, B, Lc, cond.device), image), dim=1))
     return torch.cat(rows, dim=0)
+
+
+def null_rows(null_cond: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
+    """The unconditional context `(batch, length)` of guided sampling, from `null_cond`
+    `(length,)`, `(1, length)` or `(batch, length)`."""
+    if null_cond is None:
+        raise ValueError("cfg_scale != 1 needs null_cond (the unconditional tokens)")
+    null = null_cond.long().to(device)
+    null = null.view(1, -1) if null.dim() == 1 else null
+    if null.dim() != 2 or null.shape[-1] != length or null.shape[0] not in (1, batch):
+        raise ValueError(
+            f"null_cond has shape {tuple(null.shape)}; the conditioning needs "
+            f"(1 or {batch}, {length})"
+        )
+    return null.expand(batch, length)
 
 
 def sample_tokens(

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from taming.sampling.sample import StepCallback, TokenSampler
+from taming.sampling.sample import StepCallback, TokenSampler, null_rows
 from taming.transformer.gpt import GPT
 
 __all__ = ["sample_sliding_window", "window_start"]
@@ -129,7 +129,7 @@ def sample_sliding_window(
     seq = torch.empty(G * B, n_ctx + wh * ww, dtype=torch.long, device=device)
     seq[:B, :n_prefix] = prefix
     if G == 2:
-        seq[B:, :n_ctx] = _null_rows(null_cond, B, n_ctx, device)
+        seq[B:, :n_ctx] = null_rows(null_cond, B, n_ctx, device)
     flat = canvas.view(B, h * w)
     origin, valid = None, 0
     with torch.inference_mode():
@@ -158,17 +158,3 @@ def sample_sliding_window(
             if callback is not None:
                 callback(step, probs)
     return flat
-
-
-def _null_rows(null_cond: Tensor | None, batch: int, length: int, device: torch.device) -> Tensor:
-    """The unconditional context `(batch, length)` of guided sampling."""
-    if null_cond is None:
-        raise ValueError("cfg_scale != 1 needs null_cond (the unconditional tokens)")
-    null = null_cond.long().to(device)
-    null = null.view(1, -1) if null.dim() == 1 else null
-    if null.shape[-1] != length or null.shape[0] not in (1, batch):
-        raise ValueError(
-            f"null_cond has shape {tuple(null.shape)}; the prefix and conditioning window "
-            f"need (1 or {batch}, {length})"
-        )
-    return null.expand(batch, length)
