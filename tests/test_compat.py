@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 import taming
+from numerics import fp32_tolerance
 from taming.compat.checkpoint import UnsafeCheckpointError, read_checkpoint
 from taming.config import ConfigError, instantiate_from_config, load_config
 
@@ -34,8 +35,8 @@ def close(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def vq_dir(shared_dir) -> Path:
-    path = shared_dir / "fixtures" / "compat" / "vqmodel"
+def vq_dir(compat_dir) -> Path:
+    path = compat_dir / "vqmodel"
     if not path.is_dir():
         pytest.skip(f"{path} not found")
     return path
@@ -95,20 +96,28 @@ def test_vqmodel_loss_fixture_parity(vq_dir, tmp_path):
     x = inputs["x"]
     xrec, qloss = model(x)  # eval mode, with autograd (the adaptive weight needs the graph)
     last = model.get_last_layer()
+    # d_weight (a ratio of gradient norms) and the totals that contain it are ill-conditioned:
+    # compared with float64 within a tolerance measured from their conditioning (the fp32
+    # value differs between AVX2 and AVX-512 kernels); the rest with the fixture at 1e-5.
+    conditioned = ("d_weight", "total_loss")
     for name, step in (("loss_gen_step0", 0), ("loss_gen_stepdisc", 10000)):
         loss, log = model.loss(qloss, x, xrec, 0, global_step=step, last_layer=last, split="train")
-        close(loss, exp[name], name)
-        for key in (
-            "total_loss",
-            "quant_loss",
-            "nll_loss",
-            "rec_loss",
-            "p_loss",
-            "d_weight",
-            "disc_factor",
-            "g_loss",
-        ):
+        for key in ("quant_loss", "nll_loss", "rec_loss", "p_loss", "disc_factor", "g_loss"):
             close(log[f"train/{key}"], exp[f"{name}/{key}"], f"{name}/{key}")
+
+        def quantity(m, x, step=step):
+            xrec, qloss = m(x)
+            loss, log = m.loss(qloss, x, xrec, 0, global_step=step, last_layer=m.get_last_layer())
+            return [loss] + [log[f"train/{key}"] for key in conditioned]
+
+        ref, tol = fp32_tolerance(quantity, [model], [x])
+        got = [loss] + [log[f"train/{key}"] for key in conditioned]
+        original = [exp[name]] + [exp[f"{name}/{key}"] for key in conditioned]
+        for k, what in enumerate(("loss", *conditioned)):
+            r, t, g = float(ref[k]), float(tol[k]), float(got[k].detach())
+            assert abs(g - r) <= t, f"{name}/{what}: {g} vs fp64 {r} ± {t}"
+            assert abs(float(original[k]) - r) <= t, f"{name}/{what}: the original lies outside"
+            assert t < 1e-3 * abs(r) + 1e-6, f"{name}/{what}: tolerance {t} is too loose"
     loss, log = model.loss(qloss, x, xrec, 1, global_step=10000, last_layer=last, split="train")
     close(loss, exp["loss_disc_stepdisc"], "loss_disc_stepdisc")
     for key in ("disc_loss", "logits_real", "logits_fake"):
@@ -141,11 +150,8 @@ def test_vqmodel_new_api_matches_legacy_dispatch(vq_dir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def original_configs(shared_dir) -> Path:
-    path = shared_dir / "original_configs"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
+def original_configs(legacy_configs) -> Path:
+    return legacy_configs
 
 
 @pytest.mark.parametrize("name", FIRST_STAGE_CONFIGS + SEGMENTATION_CONFIGS)

@@ -307,8 +307,8 @@ def test_low_precision_decode_weights(fmt, tol):
 # ----------------------------------------------------------------------------- fixtures
 
 
-def fixture_gpt(shared_dir, name):
-    folder = shared_dir / "fixtures" / "compat" / name
+def fixture_gpt(compat_dir, name):
+    folder = compat_dir / name
     if not folder.is_dir():
         pytest.skip(f"fixture {folder} not found")
     sd = filter_state_dict(read_state_dict(folder / "model.ckpt"), prefix="transformer.")
@@ -320,8 +320,8 @@ def fixture_gpt(shared_dir, name):
 
 
 @pytest.mark.parametrize("name", FIXTURES)
-def test_fixture_logits(shared_dir, name):
-    gpt, inputs, expected = fixture_gpt(shared_dir, name)
+def test_fixture_logits(compat_dir, name):
+    gpt, inputs, expected = fixture_gpt(compat_dir, name)
     with torch.no_grad():
         torch.testing.assert_close(
             gpt(inputs["idx"])[0], expected["gpt_logits"], atol=1e-5, rtol=1e-5

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
+from numerics import fp32_tolerance
 from taming.losses import (
     LPIPS,
     ActNorm,
@@ -34,8 +35,7 @@ from taming.losses import (
 from taming.losses import weights as W
 from taming.losses.weights import VGG16_CONV_INDICES
 
-SHARED = Path(os.environ.get("TAMING_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-FIXTURE = SHARED / "fixtures" / "compat" / "vqmodel"
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "compat" / "vqmodel"
 needs_fixture = pytest.mark.skipif(
     not (FIXTURE / "model.ckpt").is_file(), reason=f"fixtures not found at {FIXTURE}"
 )
@@ -216,8 +216,10 @@ def test_adaptive_weight_matches_fixture(fx, fixture_loss):
     """Full generator step incl. d_weight, with the first stage assembled from its modules.
 
     d_weight is a ratio of gradient norms that amplifies last-ulp differences of the forward
-    pass (float64 gives 11.136658, the fp32 reference is 11.136515), so matching it at 1e-5
-    checks that the loss reproduces the original's fp32 arithmetic, not only its math.
+    pass (float64 gives 11.136658, the original's fp32 value is 11.136515, AVX-512 kernels give
+    11.136676), so it and the total loss that contains it are checked against float64 with a
+    tolerance measured from their conditioning (`tests/numerics.py`); the original's fp32
+    value must lie within it too. Everything else matches the fixture at 1e-5.
     """
     enc_dec = pytest.importorskip("taming.autoencoder.encoder_decoder")
     vq = pytest.importorskip("taming.quantize.vq")
@@ -232,14 +234,33 @@ def test_adaptive_weight_matches_fixture(fx, fixture_loss):
     parts.post_quant_conv = nn.Conv2d(p["embed_dim"], dd["z_channels"], 1)
     parts.load_state_dict({k: v for k, v in sd.items() if not k.startswith("loss.")}, strict=True)
     parts.eval()
-    quant, qloss, _ = parts.quantize(parts.quant_conv(parts.encoder(inputs["x"])))
-    xrec = parts.decoder(parts.post_quant_conv(quant))
-    torch.testing.assert_close(xrec, expected["forward_dec"], **TOL)
-    last = parts.decoder.conv_out.weight
+
+    def generator_step(parts, loss_fn, x, step):
+        quant, qloss, _ = parts.quantize(parts.quant_conv(parts.encoder(x)))
+        xrec = parts.decoder(parts.post_quant_conv(quant))
+        last = parts.decoder.conv_out.weight
+        return xrec, loss_fn(qloss, x, xrec, 0, global_step=step, last_layer=last)
+
+    x = inputs["x"]
     for tag, step in (("loss_gen_step0", 0), ("loss_gen_stepdisc", 10000)):
-        loss, log = fixture_loss(qloss, inputs["x"], xrec, 0, global_step=step, last_layer=last)
-        torch.testing.assert_close(log["train/d_weight"], expected[f"{tag}/d_weight"], **TOL)
-        torch.testing.assert_close(loss, expected[tag], **TOL)
+        xrec, (loss, log) = generator_step(parts, fixture_loss, x, step)
+        torch.testing.assert_close(xrec, expected["forward_dec"], **TOL)
+
+        def quantity(parts, loss_fn, x, step=step):
+            loss, log = generator_step(parts, loss_fn, x, step)[1]
+            return log["train/d_weight"], loss
+
+        ref, tol = fp32_tolerance(quantity, [parts, fixture_loss], [x])
+        got = (log["train/d_weight"], loss)
+        original = (expected[f"{tag}/d_weight"], expected[tag])
+        for k, name in enumerate(("d_weight", "total_loss")):
+            r, t = float(ref[k]), float(tol[k])
+            g = float(got[k].detach())
+            assert abs(g - r) <= t, f"{tag}/{name}: {g} vs fp64 {r} ± {t}"
+            assert abs(float(original[k]) - r) <= t, f"{tag}/{name}: the original lies outside"
+            assert t < 1e-3 * abs(r) + 1e-6, f"{tag}/{name}: tolerance {t} is too loose"
+        for key in ("nll_loss", "rec_loss", "p_loss", "quant_loss", "g_loss"):
+            torch.testing.assert_close(log[f"train/{key}"], expected[f"{tag}/{key}"], **TOL)
 
 
 @needs_fixture

@@ -27,8 +27,8 @@ def close(actual, expected, name):
 
 
 @pytest.fixture(scope="module", params=["transformer_uncond", "transformer_class"])
-def case(request, shared_dir):
-    path = shared_dir / "fixtures" / "compat" / request.param
+def case(request, compat_dir):
+    path = compat_dir / request.param
     if not path.is_dir():
         pytest.skip(f"{path} not found")
     model = taming.load(path)
@@ -110,11 +110,8 @@ def test_original_callback_signature(case):
 
 
 @pytest.fixture(scope="module")
-def original_configs(shared_dir) -> Path:
-    path = shared_dir / "original_configs"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
+def original_configs(legacy_configs) -> Path:
+    return legacy_configs
 
 
 @pytest.mark.parametrize("name", TRANSFORMER_CONFIGS)

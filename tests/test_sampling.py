@@ -115,8 +115,8 @@ def test_filter_logits_order_and_top_p_without_top_k():
 # ----------------------------------------------------------------------------- original parity
 
 
-def fixture(shared_dir, name):
-    folder = shared_dir / "fixtures" / "compat" / name
+def fixture(compat_dir, name):
+    folder = compat_dir / name
     if not folder.is_dir():
         pytest.skip(f"fixture {folder} not found")
     sd = filter_state_dict(read_state_dict(folder / "model.ckpt"), prefix="transformer.")
@@ -127,8 +127,8 @@ def fixture(shared_dir, name):
 
 @pytest.mark.parametrize("use_cache", [True, False])
 @pytest.mark.parametrize("name", ["transformer_uncond", "transformer_class"])
-def test_reproduces_original_sample(shared_dir, name, use_cache):
-    gpt, exp = fixture(shared_dir, name)
+def test_reproduces_original_sample(compat_dir, name, use_cache):
+    gpt, exp = fixture(compat_dir, name)
     c, z = exp["c_indices"], exp["z_indices"]
     probs = []
     record = lambda step, p: probs.append(p.clone())  # noqa: E731

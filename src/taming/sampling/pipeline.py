@@ -49,6 +49,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from taming.config import ConfigError
+from taming.images import load as load_image
+from taming.images import make_grid, save_images, to_pil
 
 logger = logging.getLogger(__name__)
 
@@ -898,14 +900,12 @@ def _load_rgb(path: Path, f: int, size: tuple[int, int] | None) -> Tensor:
 
 
 def load_image_tensor(path: str | Path, f: int, size: tuple[int, int] | None = None) -> Tensor:
-    """An RGB image file as `(1, 3, H, W)` in [-1, 1], resized to `size` or floored to `f`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image not found: {path}")
+    """An RGB image file as `(1, 3, H, W)` in [-1, 1]: `size` (center crop), or its own size
+    cut to multiples of `f` (`taming.images.load`)."""
     from taming.data.io import BadImageError
 
     try:
-        return _load_rgb(path, f, size)
+        return load_image(path, size=size, multiple_of=f)
     except BadImageError as e:
         raise SampleError(str(e)) from None
 
@@ -918,60 +918,6 @@ def load_mask(path: str | Path) -> Tensor:
     with Image.open(path) as img:
         arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
     return torch.from_numpy(arr)
-
-
-# ---------------------------------------------------------------------------------------------
-# image files
-
-
-def to_pil(image: Tensor) -> Image.Image:
-    """One image `(C, H, W)` in [-1, 1] -> PIL (RGB, or L for one channel)."""
-    x = image.detach().float().cpu().clamp(-1.0, 1.0)
-    arr = ((x + 1.0) * 127.5).round().to(torch.uint8).numpy()
-    if arr.shape[0] == 1:
-        return Image.fromarray(arr[0], mode="L")
-    return Image.fromarray(np.ascontiguousarray(arr[:3].transpose(1, 2, 0)), mode="RGB")
-
-
-def make_grid(
-    images: Tensor, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0
-) -> Image.Image:
-    """Tile images `(N, C, H, W)` in [-1, 1] into one PIL image, `nrow` per row.
-
-    Args:
-        images: the images (mixed sizes are not supported).
-        nrow: images per row (default: `ceil(sqrt(N))`).
-        padding: pixels between and around the images.
-        pad_value: padding colour in [-1, 1] (default white).
-    """
-    if images.ndim != 4 or images.shape[0] == 0:
-        raise ValueError(f"make_grid takes (N, C, H, W) images, got {tuple(images.shape)}")
-    n, c, h, w = images.shape
-    nrow = max(1, min(nrow or math.ceil(math.sqrt(n)), n))
-    rows = math.ceil(n / nrow)
-    grid = torch.full(
-        (c, rows * (h + padding) + padding, nrow * (w + padding) + padding), float(pad_value)
-    )
-    x = images.detach().float().cpu().clamp(-1.0, 1.0)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top : top + h, left : left + w] = x[i]
-    return to_pil(grid)
-
-
-def save_images(
-    images: Tensor, folder: str | Path, start: int = 0, pattern: str = "{:06}.png"
-) -> list[Path]:
-    """Write each image `(N, C, H, W)` in [-1, 1] as a PNG `folder/pattern.format(start + i)`."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, image in enumerate(images):
-        path = folder / pattern.format(start + i)
-        to_pil(image).save(path)
-        paths.append(path)
-    return paths
 
 
 # ---------------------------------------------------------------------------------------------

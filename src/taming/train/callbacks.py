@@ -2,11 +2,11 @@
 
 `ImageLogger` follows the original `main.ImageLogger` (`batch_frequency=750, max_images=4,
 clamp=True, increase_log_steps=True`): grids of `log_images(batch)` are written to
-`<run>/images/{train,val}/<key>_gs-<step:06>_e-<epoch:06>_b-<batch:06>.png` (`make_grid` with 4
-per row, `(x + 1) / 2` scaling). Training grids are written when the generator-step count is a
-multiple of `batch_frequency` and, with `increase_log_steps`, also at steps 1, 2, 4, ... below
-it (the original keyed this on the per-epoch batch index, which repeats every epoch); one
-validation grid (of the first batch) is written per validation run.
+`<run>/images/{train,val}/<key>_gs-<step:06>_e-<epoch:06>_b-<batch:06>.png`
+(`taming.images.make_grid`, 4 per row, black padding). Training grids are written when the
+generator-step count is a multiple of `batch_frequency` and, with `increase_log_steps`, also at
+steps 1, 2, 4, ... below it (the original keyed this on the per-epoch batch index, which repeats
+every epoch); one validation grid (of the first batch) is written per validation run.
 
 `SkippedFilesReport` logs, per epoch, how many unreadable images the datasets skipped
 (metric `data/skipped_<split>`), with a warning naming the files when the count grows.
@@ -15,53 +15,32 @@ validation grid (of the first batch) is written per validation run.
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from PIL import Image
+
+from taming.images import make_grid
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConfigSnapshot", "ImageLogger", "SkippedFilesReport", "make_grid", "save_image_grid"]
-
-
-def make_grid(images: torch.Tensor, nrow: int = 4, padding: int = 2) -> torch.Tensor:
-    """Tile (B, C, H, W) images into one (C, H', W') grid, `nrow` per row, zero padding."""
-    b, c, h, w = images.shape
-    ncol = min(nrow, b)
-    nrows = math.ceil(b / ncol)
-    grid = images.new_zeros((c, nrows * (h + padding) + padding, ncol * (w + padding) + padding))
-    for i in range(b):
-        r, col = divmod(i, ncol)
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[:, top : top + h, left : left + w] = images[i]
-    return grid
+__all__ = ["ConfigSnapshot", "ImageLogger", "SkippedFilesReport", "save_image_grid"]
 
 
 def save_image_grid(
     images: torch.Tensor, path: str | Path, nrow: int = 4, clamp: bool = True
 ) -> Path:
-    """Write images in [-1, 1] (B, C, H, W) as one PNG grid; returns the path.
+    """Write images in [-1, 1] (B, C, H, W) as one PNG grid (black padding); returns the path.
 
     1-channel images are written as grayscale; more than 3 channels are cut to the first 3.
+    Values outside [-1, 1] are clipped either way (`clamp` is the original's flag).
     """
     x = images.detach().float().cpu()
-    if clamp:
-        x = x.clamp(-1.0, 1.0)
-    x = (x + 1.0) / 2.0  # [-1, 1] -> [0, 1]
-    if x.shape[1] > 3:
-        x = x[:, :3]
-    grid = make_grid(x, nrow=nrow)  # (C, H', W')
-    arr = (grid.clamp(0, 1).numpy() * 255.0).round().astype(np.uint8)
-    arr = arr[0] if arr.shape[0] == 1 else np.transpose(arr, (1, 2, 0))  # CHW -> HWC
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+    make_grid(x[:, :3], nrow=min(nrow, x.shape[0]), pad_value=-1.0).save(path)
     return path
 
 

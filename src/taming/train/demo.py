@@ -53,6 +53,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from taming.metrics.codebook import codebook_stats, histogram
+from taming.metrics.image import psnr
 from taming.train.callbacks import save_image_grid
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,6 @@ __all__ = [
     "StageResult",
     "demo_transformer_config",
     "demo_vqgan_config",
-    "psnr",
     "run_demo",
     "train_code_gpt",
     "transformer_stage",
@@ -102,14 +103,6 @@ class DemoContext:
         if self.transformer_steps is not None:
             return self.transformer_steps
         return max(2, round(DEMO_TRANSFORMER_STEPS * self.steps / 1000))
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean PSNR (dB) of image batches in [-1, 1] (both clamped), peak 1 on the [0, 1] scale."""
-    a = (x.clamp(-1, 1) + 1) / 2
-    b = (y.clamp(-1, 1) + 1) / 2
-    mse = ((a - b) ** 2).flatten(1).mean(1).clamp_min(1e-10)  # (B,)
-    return (10 * torch.log10(1.0 / mse)).mean()
 
 
 def demo_vqgan_config(
@@ -215,14 +208,13 @@ class _ReconstructionProbe(pl.Callback):
             xrec = model.decode(quant)
         finally:
             model.train(was_training)
-        counts = torch.bincount(info[2].reshape(-1).cpu(), minlength=model.n_embed)
-        p = counts.double() / counts.sum()
-        entropy = -(p[p > 0] * p[p > 0].log()).sum()
+        counts = histogram(info[2], model.n_embed)
+        usage, perplexity = codebook_stats(counts)
         save_image_grid(xrec[: self.n_grid], self.out / name, nrow=4)
         return {
             "psnr": float(psnr(xrec, x)),
-            "codebook_usage": float((counts > 0).double().mean()),
-            "perplexity": float(entropy.exp()),
+            "codebook_usage": float(usage),
+            "perplexity": float(perplexity),
         }
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -431,7 +423,8 @@ def transformer_stage(ctx: DemoContext) -> StageResult:
     """Train the demo transformer on the demo VQGAN's codes (see the module docstring)."""
     from taming.cond.net2net import Net2NetTransformer
     from taming.config import instantiate_from_config
-    from taming.sampling.pipeline import complete_image, make_grid, sample_images
+    from taming.images import make_grid
+    from taming.sampling.pipeline import complete_image, sample_images
 
     if "vqgan" not in ctx.results:
         raise RuntimeError("the transformer stage needs the vqgan stage's results")

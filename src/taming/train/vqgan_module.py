@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from taming.autoencoder.vqmodel import EMAVQ
-from taming.train.codebook import CodebookCounter, codebook_stats
+from taming.metrics.codebook import CodebookCounter, codebook_stats
 from taming.train.gan_step import autoencode, discriminator_step, generator_step, make_adam
 
 logger = logging.getLogger(__name__)

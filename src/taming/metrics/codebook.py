@@ -1,19 +1,22 @@
-"""Codebook usage and perplexity of a vector quantiser, accumulated over an epoch.
+"""Codebook health of a vector quantiser: usage, perplexity and dead codes.
 
 VQ-VAE (van den Oord et al., 2017) codebooks tend to collapse onto few codes; VQGAN training
 logs how many codes are in use. `CodebookCounter` keeps a histogram of the code indices seen
-since the last reset; `codebook_stats(counts)` turns it into
+since the last reset (an epoch, or a whole evaluation set); `codebook_stats(counts)` turns it
+into
 
 - usage: the fraction of the `n` codes used at least once, in [0, 1];
 - perplexity: `exp(H(p))` of the empirical code distribution `p`, in [1, n] (n when all codes
-  are used equally often).
+  are used equally often);
+
+and `dead_codes(counts)` counts the codes never used.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["CodebookCounter", "codebook_stats"]
+__all__ = ["CodebookCounter", "codebook_stats", "dead_codes", "histogram"]
 
 
 def codebook_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,6 +32,17 @@ def codebook_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return usage, torch.exp(entropy)
 
 
+def histogram(indices: torch.Tensor, n_codes: int) -> torch.Tensor:
+    """Counts `(n_codes,)` int64 of code indices of any shape (values in [0, n_codes))."""
+    flat = indices.detach().reshape(-1).long()
+    return torch.bincount(flat, minlength=n_codes)[:n_codes]
+
+
+def dead_codes(counts: torch.Tensor) -> int:
+    """Number of codes of a histogram `(n,)` that were never used."""
+    return int((counts == 0).sum())
+
+
 class CodebookCounter:
     """Histogram of code indices (kept on the indices' device, not a module buffer).
 
@@ -42,8 +56,7 @@ class CodebookCounter:
 
     def update(self, indices: torch.Tensor) -> None:
         """Count the indices of a batch (any shape; values in [0, n_codes))."""
-        flat = indices.detach().reshape(-1).long()
-        hist = torch.bincount(flat, minlength=self.n_codes)[: self.n_codes]
+        hist = histogram(indices, self.n_codes)
         self.counts = hist if self.counts is None else self.counts + hist.to(self.counts)
 
     def reset(self) -> None:
