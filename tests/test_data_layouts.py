@@ -237,12 +237,13 @@ def test_annotated_objects_crop_methods(coco_config, crop_method):
         assert ex["image"].shape == (64, 64, 3)
         assert ex["objects_center_points"].shape == (62,)
         objects, _ = builder.inverse_build(ex["objects_center_points"])
-        inside = builder_utils.filter_annotations(ex["annotations"], ex["crop_bbox"])
-        assert len(objects) == len(inside) > 0  # objects outside the crop are dropped
-        x0, y0, w, h = ex["crop_bbox"]
-        assert 0 <= x0 and 0 <= y0 and x0 + w <= 1 + 1e-9 and y0 + h <= 1 + 1e-9
         if crop_method == "none":
-            assert ex["crop_bbox"] == (0.0, 0.0, 1.0, 1.0)
+            assert ex["crop_bbox"] is None  # as the original: no crop, the full image
+        crop = ex["crop_bbox"] or (0.0, 0.0, 1.0, 1.0)
+        inside = builder_utils.filter_annotations(ex["annotations"], crop)
+        assert len(objects) == len(inside) > 0  # objects outside the crop are dropped
+        x0, y0, w, h = crop
+        assert 0 <= x0 and 0 <= y0 and x0 + w <= 1 + 1e-9 and y0 + h <= 1 + 1e-9
 
 
 def test_annotated_objects_errors(coco_config, tmp_path: Path):
