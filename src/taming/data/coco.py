@@ -77,7 +77,7 @@ class CocoBase(Dataset):
         crop_size: int | None = None,
         force_no_crop: bool = False,
         given_files: list[str] | None = None,
-        root: str = ".",
+        root: str = "",
         segmentation_interpolation: str = "nearest",
     ):
         if onehot_segmentation and not use_stuffthing:
@@ -205,7 +205,7 @@ class CocoImagesAndCaptionsTrain(CocoBase):
         use_stuffthing: bool = False,
         crop_size: int | None = None,
         force_no_crop: bool = False,
-        root: str = ".",
+        root: str = "",
         segmentation_interpolation: str = "nearest",
     ):
         super().__init__(
@@ -234,7 +234,7 @@ class CocoImagesAndCaptionsValidation(CocoBase):
         crop_size: int | None = None,
         force_no_crop: bool = False,
         given_files: list[str] | None = None,
-        root: str = ".",
+        root: str = "",
         segmentation_interpolation: str = "nearest",
     ):
         super().__init__(
