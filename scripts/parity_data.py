@@ -71,47 +71,88 @@ OI_SCENE = {
 CASES = [
     ("custom_test", f"{S}.custom.CustomTest", {"size": 64, "test_images_list_file": "list.txt"}),
     ("sflckr_examples", f"{S}.sflckr.Examples", {"size": 128}),
-    ("sflckr_random_area", f"{S}.sflckr.Examples", {"size": 96, "random_crop": True,
-                                                     "interpolation": "area"}),
+    (
+        "sflckr_random_area",
+        f"{S}.sflckr.Examples",
+        {"size": 96, "random_crop": True, "interpolation": "area"},
+    ),
     ("ade20k_examples", f"{S}.ade20k.Examples", {"size": 128}),
     ("coco_examples", f"{S}.coco.Examples", {"size": 128, "interpolation": "bilinear"}),
     ("ade20k_validation", f"{S}.ade20k.ADE20kValidation", {"size": 128, "crop_size": 128}),
     ("ade20k_train", f"{S}.ade20k.ADE20kTrain", {"size": 160, "crop_size": 128}),
-    ("coco_captions_val_bilinear", f"{S}.coco.CocoImagesAndCaptionsValidation",
-     {"size": 128, "crop_size": 128, "onehot_segmentation": True, "use_stuffthing": True},
-     {"segmentation_interpolation": "bilinear"}),
-    ("coco_captions_train_bilinear", f"{S}.coco.CocoImagesAndCaptionsTrain",
-     {"size": 148, "crop_size": 128, "onehot_segmentation": True, "use_stuffthing": True},
-     {"segmentation_interpolation": "bilinear"}),
-    ("coco_captions_val_rgb", f"{S}.coco.CocoImagesAndCaptionsValidation",
-     {"size": 128, "force_no_crop": True}, {"segmentation_interpolation": "bilinear"}),
+    (
+        "coco_captions_val_bilinear",
+        f"{S}.coco.CocoImagesAndCaptionsValidation",
+        {"size": 128, "crop_size": 128, "onehot_segmentation": True, "use_stuffthing": True},
+        {"segmentation_interpolation": "bilinear"},
+    ),
+    (
+        "coco_captions_train_bilinear",
+        f"{S}.coco.CocoImagesAndCaptionsTrain",
+        {"size": 148, "crop_size": 128, "onehot_segmentation": True, "use_stuffthing": True},
+        {"segmentation_interpolation": "bilinear"},
+    ),
+    (
+        "coco_captions_val_rgb",
+        f"{S}.coco.CocoImagesAndCaptionsValidation",
+        {"size": 128, "force_no_crop": True},
+        {"segmentation_interpolation": "bilinear"},
+    ),
     ("imagenet_validation", f"{S}.imagenet.ImageNetValidation", {"config": {"size": 128}}),
-    ("imagenet_train_subset", f"{S}.imagenet.ImageNetTrain",
-     {"config": {"size": 128, "sub_indices": "151-268"}}),
+    (
+        "imagenet_train_subset",
+        f"{S}.imagenet.ImageNetTrain",
+        {"config": {"size": 128, "sub_indices": "151-268"}},
+    ),
     ("imagenet_val_depth", f"{S}.imagenet.ImageNetValidationWithDepth", {"size": 128}),
     ("rin_val_depth", f"{S}.imagenet.RINValidationWithDepth", {"size": 128}),
     ("rin_train_depth", f"{S}.imagenet.RINTrainWithDepth", {"size": 128}),
     ("drin_examples", f"{S}.imagenet.DRINExamples", {}),
-    ("imagenet_scale_val", f"{S}.imagenet.ImageNetScaleValidation",
-     {"size": 128, "up_factor": 4}),
+    ("imagenet_scale_val", f"{S}.imagenet.ImageNetScaleValidation", {"size": 128, "up_factor": 4}),
     ("imagenet_edges_val", f"{S}.imagenet.ImageNetEdgesValidation", {"size": 128}),
     ("ffhq_validation", f"{S}.faceshq.FFHQValidation", {"size": 64}),
     ("celebahq_validation", f"{S}.faceshq.CelebAHQValidation", {"size": 64}),
-    ("faceshq_val_coord", f"{S}.faceshq.FacesHQValidation",
-     {"size": 64, "crop_size": 48, "coord": True}),
-    ("faceshq_train_coord", f"{S}.faceshq.FacesHQTrain",
-     {"size": 64, "crop_size": 48, "coord": True}),
-    ("coco_scene_val_center", f"{AO}_coco.AnnotatedObjectsCoco",
-     {**COCO_SCENE, "split": "validation", "crop_method": "center", "random_flip": False}),
-    ("coco_scene_train_random1d", f"{AO}_coco.AnnotatedObjectsCoco",
-     {**COCO_SCENE, "split": "train", "crop_method": "random-1d", "random_flip": True}),
-    ("coco_scene_train_none", f"{AO}_coco.AnnotatedObjectsCoco",
-     {**COCO_SCENE, "split": "train", "crop_method": "none", "random_flip": False}),
-    ("oi_scene_val_center", f"{AO}_open_images.AnnotatedObjectsOpenImages",
-     {**OI_SCENE, "split": "validation", "crop_method": "center", "random_flip": False,
-      "min_objects_per_image": 1}),
-    ("oi_scene_train_random2d", f"{AO}_open_images.AnnotatedObjectsOpenImages",
-     {**OI_SCENE, "split": "train", "crop_method": "random-2d", "random_flip": True}),
+    (
+        "faceshq_val_coord",
+        f"{S}.faceshq.FacesHQValidation",
+        {"size": 64, "crop_size": 48, "coord": True},
+    ),
+    (
+        "faceshq_train_coord",
+        f"{S}.faceshq.FacesHQTrain",
+        {"size": 64, "crop_size": 48, "coord": True},
+    ),
+    (
+        "coco_scene_val_center",
+        f"{AO}_coco.AnnotatedObjectsCoco",
+        {**COCO_SCENE, "split": "validation", "crop_method": "center", "random_flip": False},
+    ),
+    (
+        "coco_scene_train_random1d",
+        f"{AO}_coco.AnnotatedObjectsCoco",
+        {**COCO_SCENE, "split": "train", "crop_method": "random-1d", "random_flip": True},
+    ),
+    (
+        "coco_scene_train_none",
+        f"{AO}_coco.AnnotatedObjectsCoco",
+        {**COCO_SCENE, "split": "train", "crop_method": "none", "random_flip": False},
+    ),
+    (
+        "oi_scene_val_center",
+        f"{AO}_open_images.AnnotatedObjectsOpenImages",
+        {
+            **OI_SCENE,
+            "split": "validation",
+            "crop_method": "center",
+            "random_flip": False,
+            "min_objects_per_image": 1,
+        },
+    ),
+    (
+        "oi_scene_train_random2d",
+        f"{AO}_open_images.AnnotatedObjectsOpenImages",
+        {**OI_SCENE, "split": "train", "crop_method": "random-2d", "random_flip": True},
+    ),
 ]
 INDICES = [0, 1, 2, 3]
 
@@ -250,7 +291,9 @@ def main() -> int:
         status, worst, problems = _compare(ref_a, ref_v, our_a, our_v)
         failed += status != "ok"
         note = "; ".join(problems[:3]) if problems else ""
-        rows.append((name, str(ref_v["len"]), f"{worst:.1e}", status + (f": {note}" if note else "")))
+        rows.append(
+            (name, str(ref_v["len"]), f"{worst:.1e}", status + (f": {note}" if note else ""))
+        )
     header = f"resize backend: {backend()}; items {INDICES} of each case, seeded per item\n\n"
     table = "| case | items | max abs diff | result |\n|---|---|---|---|\n"
     table += "\n".join(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |" for r in rows)

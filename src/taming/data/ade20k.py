@@ -8,8 +8,9 @@
   ADEChallengeData2016 in `data/ade20k_root` (the zip's `images/{training,validation}/*.jpg`,
   `annotations/{training,validation}/*.png`, `sceneCategories.txt`), lists
   `data/ade20k_train.txt` / `data/ade20k_test.txt` (lines like `training/ADE_train_00000001.jpg`;
-  the original did not ship them: when a list is missing, the sorted `.jpg` files of the split
-  folder are used). `root` and `data_csv` (ours) point elsewhere. Image: `SmallestMaxSize(size)`
+  the original did not ship them: when a list is missing, or for another `root` without a
+  `data_csv`, the sorted `.jpg` files of the split folder are used). `root` and `data_csv`
+  (ours) point elsewhere. Image: `SmallestMaxSize(size)`
   with `interpolation` (OpenCV), label map with nearest, then the same `crop_size` crop
   (default `size`; center for validation, random for training). Fixed here: the original built
   its cropper only when `crop_size` was passed explicitly and failed otherwise.
@@ -93,8 +94,9 @@ class ADE20kBase(Dataset):
         self.n_labels = N_LABELS
         self.data_root = root
         self.scene_categories = _read_scene_categories(os.path.join(root, "sceneCategories.txt"))
-        data_csv = data_csv or DEFAULT_LISTS[self.split]
-        if os.path.isfile(data_csv):
+        if data_csv is None and root == "data/ade20k_root":
+            data_csv = DEFAULT_LISTS[self.split]  # the original's lists, when they exist
+        if data_csv and os.path.isfile(data_csv):
             with open(data_csv, encoding="utf-8") as f:
                 self.image_paths = [ln for ln in f.read().splitlines() if ln.strip()]
         else:
