@@ -38,8 +38,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-import data_trees  # noqa: E402
 from parity_data_ref import flatten_example  # noqa: E402
+
+import data_trees  # noqa: E402
 
 OPENCV = "opencv-python-headless==5.0.0.93"
 PINS = ["torch==2.14.1", "torchvision==0.29.1", OPENCV, "scipy", "scikit-image", "omegaconf"]
