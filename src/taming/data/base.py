@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
 from taming.data import albu
@@ -31,6 +32,21 @@ from taming.data.transforms import to_float_image
 logger = logging.getLogger(__name__)
 
 __all__ = ["ConcatDatasetWithIndex", "ImagePaths", "NumpyPaths", "make_preprocessor"]
+
+
+def _decode_rgb(path: str) -> np.ndarray:
+    """`np.array(Image.open(path).convert("RGB"))` (the original), errors as `BadImageError`."""
+    try:
+        with Image.open(path) as img:
+            img.load()  # truncated files fail here
+            arr = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise BadImageError(path, "file not found") from None
+    except Exception as e:
+        raise BadImageError(path, f"{type(e).__name__}: {e}") from e
+    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise BadImageError(path, f"empty image {arr.shape}")
+    return arr
 
 
 def make_preprocessor(
@@ -113,6 +129,8 @@ class ImagePaths(Dataset):
         Raises:
             BadImageError: the file cannot be read.
         """
+        if self.original_convert and not self.exif_transpose:
+            return _decode_rgb(image_path)
         img = load_image(
             image_path,
             exif_transpose=self.exif_transpose,
