@@ -61,9 +61,15 @@ def test_fallbacks_against_opencv(seed: int, cv2):
     img = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
     ref = cv2.resize(img, (int(nw), int(nh)), interpolation=cv2.INTER_NEAREST)
     np.testing.assert_array_equal(cvresize._nearest(img, nw, nh), ref)  # exact
-    ref = cv2.resize(img, (int(nw), int(nh)), interpolation=cv2.INTER_LINEAR)
-    diff = np.abs(cvresize._bilinear(img, nw, nh).astype(int) - ref)
-    assert diff.max() <= 1  # fixed-point rounding may differ by one level
+    for name, flag in (("bilinear", 1), ("bicubic", 2), ("area", 3)):
+        ref = cv2.resize(img, (int(nw), int(nh)), interpolation=flag)
+        monkey = cvresize.opencv
+        try:
+            cvresize.opencv = lambda: None  # the numpy fallback
+            out = cvresize.resize(img, int(nw), int(nh), name)
+        finally:
+            cvresize.opencv = monkey
+        assert np.abs(out.astype(int) - ref).max() <= 1, name  # fixed-point rounding: 1 level
     half = img[: h // 2 * 2, : w // 2 * 2]
     ref = cv2.resize(half, (w // 2, h // 2), interpolation=cv2.INTER_LINEAR)
     np.testing.assert_array_equal(cvresize._bilinear(half, w // 2, h // 2), ref)

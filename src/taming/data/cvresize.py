@@ -10,8 +10,11 @@ numpy / PIL re-implementations:
 - `bilinear` on uint8: OpenCV's fixed-point algorithm (11-bit coefficients, its rounding), and
   an exact 2x downscale as OpenCV does it (2x2 box average); float images in float64 with the
   same sampling positions (OpenCV's own float path rounds to float32, differences ~1e-7);
-- `bicubic`, `area`, `lanczos`: PIL's filters (visually equivalent; pixels may differ by a few
-  levels from OpenCV, which is why the `data` extra exists).
+- `bicubic`: OpenCV's cubic convolution (A = -0.75, edge pixels replicated, 11-bit weights);
+- `area`: exact box averaging when shrinking both axes, else OpenCV's sharpened linear taps;
+- `lanczos`: PIL's filter.
+Measured against OpenCV on random images, uint8 results of bilinear, bicubic and area are
+equal or within one grey level (float images within ~2e-5); nearest is exact.
 
 `backend()` tells which one is in use; `TAMING_NO_OPENCV=1` forces the fallback (tests).
 """
@@ -85,6 +88,12 @@ def resize(arr: np.ndarray, width: int, height: int, interpolation: str = "bilin
         return _nearest(arr, width, height)
     if interpolation == "bilinear":
         return _bilinear(arr, width, height)
+    if interpolation == "bicubic":
+        return _bicubic(arr, width, height)
+    if interpolation == "area":
+        if width <= arr.shape[1] and height <= arr.shape[0]:
+            return _area(arr, width, height)
+        return _bilinear(arr, width, height, taps=_area_up_taps)
     return _pil_resize(arr, width, height, interpolation)
 
 
@@ -116,7 +125,7 @@ def _nearest(arr: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     """Left source index and float32 fraction of each output position (OpenCV's rule)."""
-    scale = src / dst
+    scale = 1.0 / (dst / src)  # OpenCV's rounding of the scale
     f = ((np.arange(dst, dtype=np.float64) + 0.5) * scale - 0.5).astype(np.float32)
     s = np.floor(f).astype(np.int64)
     f = (f - s.astype(np.float32)).astype(np.float32)
@@ -127,16 +136,30 @@ def _linear_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
     return s, f
 
 
+def _area_up_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV's INTER_AREA taps when not shrinking both axes (a sharpened linear)."""
+    inv = dst / src
+    scale = 1.0 / inv  # OpenCV's rounding of the scale
+    d = np.arange(dst, dtype=np.float64)
+    s = np.floor(d * scale).astype(np.int64)
+    f = ((d + 1) - (s + 1) * inv).astype(np.float32)
+    f = np.where(f <= 0, np.float32(0), f - np.floor(f)).astype(np.float32)
+    high = s >= src - 1
+    f[high], s[high] = 0.0, src - 1
+    return s, f
+
+
 def _fixed(coef: np.ndarray) -> np.ndarray:
     return np.rint(coef.astype(np.float32) * np.float32(_COEF_SCALE)).astype(np.int64)
 
 
-def _bilinear(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+def _bilinear(arr: np.ndarray, width: int, height: int, taps=None) -> np.ndarray:
     h, w = arr.shape[:2]
-    if h == 2 * height and w == 2 * width:  # OpenCV switches to its fast 2x2 area average
+    if taps is None and h == 2 * height and w == 2 * width:  # OpenCV: fast 2x2 area average
         return _half(arr)
-    ys, fy = _linear_taps(h, height)
-    xs, fx = _linear_taps(w, width)
+    taps = taps or _linear_taps
+    ys, fy = taps(h, height)
+    xs, fx = taps(w, width)
     ys1, xs1 = np.minimum(ys + 1, h - 1), np.minimum(xs + 1, w - 1)
     if arr.dtype != np.uint8:
         a = arr.astype(np.float64)
@@ -154,6 +177,56 @@ def _bilinear(arr: np.ndarray, width: int, height: int) -> np.ndarray:
     s0, s1 = rows[ys] >> 4, rows[ys1] >> 4
     out = ((by0.reshape(shape_y) * s0) >> 16) + ((by1.reshape(shape_y) * s1) >> 16)
     return ((out + 2) >> 2).clip(0, 255).astype(np.uint8)
+
+
+def _cubic_taps(src: int, dst: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dst, 4) source indices (edges replicated) and float32 weights of OpenCV's cubic."""
+    f = ((np.arange(dst) + 0.5) * (1.0 / (dst / src)) - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    x = (f - s.astype(np.float32)).astype(np.float32)
+    a = np.float32(-0.75)
+    c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+    c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+    c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+    weights = np.stack([c0, c1, c2, 1 - c0 - c1 - c2], axis=1).astype(np.float32)
+    return np.clip(s[:, None] + np.arange(-1, 3), 0, src - 1), weights
+
+
+def _bicubic(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    iy, wy = _cubic_taps(arr.shape[0], height)
+    ix, wx = _cubic_taps(arr.shape[1], width)
+    ext = (1,) * (arr.ndim - 2)
+    if arr.dtype != np.uint8:
+        a = arr.astype(np.float64)
+        rows = sum(a[:, ix[:, k]] * wx[:, k].reshape((1, -1) + ext) for k in range(4))
+        out = sum(rows[iy[:, k]] * wy[:, k].reshape((-1, 1) + ext) for k in range(4))
+        return out.astype(arr.dtype)
+    a = arr.astype(np.int64)
+    ax, by = _fixed(wx), _fixed(wy)
+    rows = sum(a[:, ix[:, k]] * ax[:, k].reshape((1, -1) + ext) for k in range(4))
+    out = sum(rows[iy[:, k]] * by[:, k].reshape((-1, 1) + ext) for k in range(4))
+    return np.clip((out + (1 << (2 * _COEF_BITS - 1))) >> (2 * _COEF_BITS), 0, 255).astype(np.uint8)
+
+
+def _area_weights(src: int, dst: int) -> np.ndarray:
+    """(dst, src) overlap of each output cell with the source pixels, rows summing to 1."""
+    scale = src / dst
+    w = np.zeros((dst, src))
+    for d in range(dst):
+        lo, hi = d * scale, (d + 1) * scale
+        for i in range(int(np.floor(lo)), min(int(np.ceil(hi)), src)):
+            w[d, i] = max(0.0, min(hi, i + 1) - max(lo, i))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def _area(arr: np.ndarray, width: int, height: int) -> np.ndarray:
+    wy, wx = _area_weights(arr.shape[0], height), _area_weights(arr.shape[1], width)
+    a = arr.astype(np.float64)
+    out = np.tensordot(wy, a, axes=(1, 0))  # (height, W, ...)
+    out = np.moveaxis(np.tensordot(wx, out, axes=(1, 1)), 0, 1)  # (height, width, ...)
+    if arr.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(arr.dtype)
 
 
 def _half(arr: np.ndarray) -> np.ndarray:
