@@ -95,6 +95,7 @@ class CocoBase(Dataset):
         self.crop_size = crop_size if crop_size is not None else size
         self.onehot = onehot_segmentation
         self.stuffthing = use_stuffthing
+        self.n_labels = N_LABELS if onehot_segmentation else None
         json_path = os.path.join(root, datajson)
         if not os.path.isfile(json_path):
             raise FileNotFoundError(
