@@ -88,14 +88,25 @@ def test_shuffle_uses_global_random_by_default_and_rng_when_given():
     anns = _annotations(10)
     builder = _bbox_builder()
     random.seed(3)
-    a = builder.build(anns)
+    a = builder.build(list(anns))
     random.seed(3)
-    assert torch.equal(a, builder.build(anns))
-    seeded = [_bbox_builder(rng=7).build(anns) for _ in range(2)]
+    assert torch.equal(a, builder.build(list(anns)))
+    seeded = [_bbox_builder(rng=7).build(list(anns)) for _ in range(2)]
     assert torch.equal(seeded[0], seeded[1])
     shared = _bbox_builder(rng=random.Random(7))
-    assert torch.equal(shared.build(anns), seeded[0])
-    assert anns == _annotations(10)  # the caller's list is not shuffled in place
+    assert torch.equal(shared.build(list(anns)), seeded[0])
+    # as the original, a list passed in is shuffled in place (datasets pass a copy, and return
+    # it as `annotations`); other sequences are copied
+    passed = list(anns)
+    random.seed(3)
+    builder.build(passed)
+    random.seed(3)
+    expected = list(anns)
+    random.shuffle(expected)
+    assert passed == expected
+    as_tuple = tuple(anns)
+    builder.build(as_tuple)
+    assert list(as_tuple) == anns
 
 
 def test_flip_and_crop_relative_boxes():
