@@ -172,10 +172,12 @@ def test_folder_dataset_skips_bad_files_with_workers(messy_folder: Path):
 
 
 def test_exif_rotation_reaches_the_crop(messy_folder: Path):
-    ds = ImagePaths([str(messy_folder / "exif.jpg")], size=SIZE)
+    ds = ImagePaths([str(messy_folder / "exif.jpg")], size=SIZE, exif_transpose=True)
     img = ds[0]["image"]  # 20x40 -> 16x32 -> center 16x16: red top, blue bottom
     assert img[0, :, 0].mean() > 0.5 and img[0, :, 2].mean() < -0.5
     assert img[-1, :, 2].mean() > 0.5 and img[-1, :, 0].mean() < -0.5
+    raw = ImagePaths([str(messy_folder / "exif.jpg")], size=SIZE)[0]["image"]
+    assert not np.allclose(raw, img)  # the original ignored EXIF orientation (the default)
 
 
 def test_small_image_is_upscaled(messy_folder: Path):

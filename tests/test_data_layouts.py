@@ -88,14 +88,25 @@ def test_shuffle_uses_global_random_by_default_and_rng_when_given():
     anns = _annotations(10)
     builder = _bbox_builder()
     random.seed(3)
-    a = builder.build(anns)
+    a = builder.build(list(anns))
     random.seed(3)
-    assert torch.equal(a, builder.build(anns))
-    seeded = [_bbox_builder(rng=7).build(anns) for _ in range(2)]
+    assert torch.equal(a, builder.build(list(anns)))
+    seeded = [_bbox_builder(rng=7).build(list(anns)) for _ in range(2)]
     assert torch.equal(seeded[0], seeded[1])
     shared = _bbox_builder(rng=random.Random(7))
-    assert torch.equal(shared.build(anns), seeded[0])
-    assert anns == _annotations(10)  # the caller's list is not shuffled in place
+    assert torch.equal(shared.build(list(anns)), seeded[0])
+    # as the original, a list passed in is shuffled in place (datasets pass a copy, and return
+    # it as `annotations`); other sequences are copied
+    passed = list(anns)
+    random.seed(3)
+    builder.build(passed)
+    random.seed(3)
+    expected = list(anns)
+    random.shuffle(expected)
+    assert passed == expected
+    as_tuple = tuple(anns)
+    builder.build(as_tuple)
+    assert list(as_tuple) == anns
 
 
 def test_flip_and_crop_relative_boxes():
@@ -237,12 +248,13 @@ def test_annotated_objects_crop_methods(coco_config, crop_method):
         assert ex["image"].shape == (64, 64, 3)
         assert ex["objects_center_points"].shape == (62,)
         objects, _ = builder.inverse_build(ex["objects_center_points"])
-        inside = builder_utils.filter_annotations(ex["annotations"], ex["crop_bbox"])
-        assert len(objects) == len(inside) > 0  # objects outside the crop are dropped
-        x0, y0, w, h = ex["crop_bbox"]
-        assert 0 <= x0 and 0 <= y0 and x0 + w <= 1 + 1e-9 and y0 + h <= 1 + 1e-9
         if crop_method == "none":
-            assert ex["crop_bbox"] == (0.0, 0.0, 1.0, 1.0)
+            assert ex["crop_bbox"] is None  # as the original: no crop, the full image
+        crop = ex["crop_bbox"] or (0.0, 0.0, 1.0, 1.0)
+        inside = builder_utils.filter_annotations(ex["annotations"], crop)
+        assert len(objects) == len(inside) > 0  # objects outside the crop are dropped
+        x0, y0, w, h = crop
+        assert 0 <= x0 and 0 <= y0 and x0 + w <= 1 + 1e-9 and y0 + h <= 1 + 1e-9
 
 
 def test_annotated_objects_errors(coco_config, tmp_path: Path):

@@ -39,7 +39,7 @@ def _check(example: dict, size: int, n_labels: int) -> None:
     image, seg = example["image"], example["segmentation"]
     assert image.shape == (size, size, 3) and image.dtype == np.float32
     assert -1.0 <= image.min() and image.max() <= 1.0
-    assert seg.shape == (size, size, n_labels) and seg.dtype == np.float32
+    assert seg.shape == (size, size, n_labels) and seg.dtype == np.float64  # as np.eye
     np.testing.assert_array_equal(seg.sum(-1), 1.0)  # one-hot
     assert set(np.unique(seg)) <= {0.0, 1.0}
     assert example["segmentation_path_"].endswith(".png")
@@ -141,6 +141,8 @@ def test_segmentation_label_out_of_range_is_a_config_error(tmp_path: Path):
         ds[0]
 
 
-def test_not_yet_available_datasets_say_so():
-    with pytest.raises(NotImplementedError, match="not available yet"):
+def test_missing_imagenet_says_what_to_place_where(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="place ILSVRC2012_img_train.tar") as e:
         ImageNetTrain(config={"size": 256})
+    assert str(tmp_path / "autoencoders/data/ILSVRC2012_train") in str(e.value)

@@ -1,9 +1,13 @@
 """Datasets: dicts of channels-last float32 images in [-1, 1] plus labels (original convention).
 
 Modules keep the original `target:` paths so the original YAML configs resolve unchanged:
-`base` (ImagePaths), `custom` (CustomTrain/CustomTest), `sflckr` / `ade20k` / `coco`
-(segmentation examples), `imagenet` (DRINExamples), `annotated_objects_coco`
-(AnnotatedObjectsCoco), `conditional_builder.*` (layout -> tokens), `utils` (custom_collate),
-`helper_types`. Ours: `folder` (ImageFolderDataset for your own images), `demo`
-(SkimagePhotos, no download), `io` (robust decoding, skipping bad files), `transforms`.
+`base` (ImagePaths, NumpyPaths, ConcatDatasetWithIndex), `imagenet` (ImageNetTrain/Validation;
+also the names of `imagenet_depth`: *WithDepth, RIN*, DRINExamples, and of `imagenet_sr`:
+ImageNetScale*, ImageNetEdges*), `faceshq` (CelebA-HQ, FFHQ, FacesHQ), `ade20k`, `coco`,
+`sflckr`, `custom`, `annotated_objects_coco` / `annotated_objects_open_images` (+
+`open_images_helper`), `conditional_builder.*` (layout -> tokens), `utils` (custom_collate),
+`helper_types`. Ours: `albu` / `cvresize` (albumentations and OpenCV semantics), `transforms`
+(torchvision-style scene crops), `imagenet_prepare` (cache layout, tar extraction), `inspect`
+(`taming data check`), `folder` (ImageFolderDataset), `demo` (SkimagePhotos), `io` (robust
+decoding, skipping bad files).
 """

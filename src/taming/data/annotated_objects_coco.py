@@ -163,14 +163,7 @@ class AnnotatedObjectsCoco(AnnotatedObjectsDataset):
             category_no=self.category_number[category_id],
             category_id=category_id,
             id=ann.get("id"),
-            source="coco",
-            confidence=1.0,
-            is_group_of=bool(ann.get("iscrowd", 0)),
-            is_truncated=False,
-            is_occluded=False,
-            is_depiction=False,
-            is_inside=False,
-            segmentation=None,
+            is_group_of=ann.get("iscrowd", 0),
         )
 
     def get_image_path(self, image_id: Any) -> str:

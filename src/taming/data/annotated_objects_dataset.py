@@ -9,44 +9,40 @@ filtering, the image pipeline and the layout -> token builders.
   number (its token) is its position. `no_classes = no_object_classes or len(categories)`.
 - Objects: annotations with `area > min_object_area` are kept, then images with
   `min_objects_per_image <= count <= max_objects_per_image`.
-- Image (PIL, see `taming.data.transforms.scene_crop_geometry`): `crop_method` none / center /
-  random-1d (alias random) / random-2d to `target_image_size`, optional flip (p = 0.5),
-  `x / 127.5 - 1` -> float32 (S, S, 3) numpy (the original: a torch tensor, same layout).
-  Images are read without EXIF rotation, as the boxes refer to the stored pixel grid. Resizing
-  is PIL bilinear (antialiased when downscaling, like torchvision >= 0.17 on tensors).
+- Images: in the order the original lists them (first appearance in the annotation files).
+- Image pipeline, value for value as the original's torchvision transforms (>= 0.17) on the
+  uint8 CHW tensor (`taming.data.transforms.scene_crop`, torch only): `crop_method` none /
+  center / random-1d (alias random) / random-2d to `target_image_size` (antialiased bilinear),
+  optional flip (`torch.rand(1) < 0.5`), `x / 127.5 - 1` -> float32 (S, S, 3) numpy (the
+  original: a torch tensor, same values and layout). Images are read with
+  `convert("RGB")` and without EXIF rotation, as the boxes refer to the stored pixel grid.
 - Example: the image description fields (`id`, `file_name`, `original_size`, ...),
   `annotations` (list of `Annotation`, boxes relative to the full image), `image_path`,
-  `image`, `crop_bbox` (x0, y0, w, h; the full image for crop_method none, where the original
-  gave None), `flipped`, and `objects_bbox` / `objects_center_points` built from the
-  annotations, the crop and the flip; only `keys` are returned. Unreadable images are skipped
-  (the next example is returned, one warning per file).
+  `image`, `crop_bbox` (x0, y0, w, h, None for crop_method none), `flipped` (None without
+  `random_flip`), and `objects_bbox` / `objects_center_points` built from the annotations, the
+  crop and the flip; only `keys` are returned. Unreadable images are skipped (the next example
+  is returned, one warning per file).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from taming.data.conditional_builder.objects_bbox import ObjectsBoundingBoxConditionalBuilder
 from taming.data.conditional_builder.objects_center_points import (
     ObjectsCenterPointsConditionalBuilder,
 )
-from taming.data.conditional_builder.utils import FULL_CROP, load_object_from_string
+from taming.data.conditional_builder.utils import load_object_from_string
 from taming.data.helper_types import Annotation, Category, ImageDescription
 from taming.data.io import BadFileTracker, load_image
-from taming.data.transforms import (
-    CROP_METHODS,
-    apply_scene_crop,
-    hflip,
-    scene_crop_geometry,
-    to_float_image,
-)
+from taming.data.transforms import CROP_METHODS, scene_crop
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +52,7 @@ SUITCASE_ID = "/m/01s55n"
 BUILDER_KEYS = ("objects_bbox", "objects_center_points")
 SAMPLE_KEYS = (
     *ImageDescription._fields,
+    "file_path",
     "annotations",
     "image_path",
     "image",
@@ -206,19 +203,24 @@ class AnnotatedObjectsDataset(Dataset):
 
     def set_annotations(
         self,
-        image_descriptions: Mapping[Any, ImageDescription],
+        image_descriptions: Mapping[Any, ImageDescription] | None,
         annotations: Mapping[Any, list[Annotation]],
     ) -> None:
-        """Filter by object number/area, keep the described images, build the builders."""
+        """Filter by object number/area, keep the described images (all when
+        `image_descriptions` is None), build the builders."""
         kept = filter_object_number(
             annotations,
             self.min_object_area,
             self.min_objects_per_image,
             self.max_objects_per_image,
         )
-        self.image_ids = sorted(k for k in kept if k in image_descriptions)
+        if image_descriptions is None:
+            self.image_ids = list(kept)  # original order
+            self.image_descriptions = {}
+        else:
+            self.image_ids = [k for k in kept if k in image_descriptions]
+            self.image_descriptions = {k: image_descriptions[k] for k in self.image_ids}
         self.annotations = {k: kept[k] for k in self.image_ids}
-        self.image_descriptions = {k: image_descriptions[k] for k in self.image_ids}
         if not self.image_ids:
             raise ValueError(
                 f"{type(self).__name__}({self.data_path}, {self.split}): no image has "
@@ -250,8 +252,9 @@ class AnnotatedObjectsDataset(Dataset):
         """File of an image; subclasses define the layout."""
         raise NotImplementedError
 
-    def get_image_description(self, image_id: Any) -> ImageDescription:
-        return self.image_descriptions[image_id]
+    def get_image_description(self, image_id: Any) -> dict[str, Any]:
+        """The description fields that start an example (`ImageDescription` as a dict)."""
+        return self.image_descriptions[image_id]._asdict()
 
     # -- examples ------------------------------------------------------------------------
 
@@ -265,31 +268,26 @@ class AnnotatedObjectsDataset(Dataset):
 
     def _load_example(self, n: int) -> dict[str, Any]:
         image_id = self.image_ids[n]
-        description = self.get_image_description(image_id)
-        sample: dict[str, Any] = description._asdict()
+        sample: dict[str, Any] = dict(self.get_image_description(image_id))
         sample["annotations"] = list(self.annotations[image_id])
-        sample["image_path"] = self.get_image_path(image_id)
+        sample["image_path"] = str(self.get_image_path(image_id))
         needs_image = any(k in self.keys for k in ("image", "crop_bbox", "flipped", *BUILDER_KEYS))
-        crop_bbox, flipped = FULL_CROP, False
+        crop_bbox, flipped = None, None
         if needs_image:
-            if "image" in self.keys:
-                img = load_image(sample["image_path"], exif_transpose=False)
-                width, height = img.size
-            else:  # layout only: the crop geometry needs just the size
-                img = None
-                width, height = description.original_size
-            crop = scene_crop_geometry(width, height, self.target_image_size, self.crop_method)
-            crop_bbox = crop.crop_bbox
-            flipped = self.random_flip and random.random() < 0.5
-            if img is not None:
-                arr = np.asarray(apply_scene_crop(img, crop))  # (S, S, 3) uint8
-                sample["image"] = to_float_image(hflip(arr) if flipped else arr)
+            img = load_image(sample["image_path"], exif_transpose=False, original_convert=True)
+            x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)  # (3, H, W)
+            crop_bbox, x = scene_crop(x, self.target_image_size, self.crop_method)
+            if self.random_flip:
+                flipped = bool(torch.rand(1) < 0.5)
+                if flipped:
+                    x = x.flip(-1)
+            sample["image"] = (x.permute(1, 2, 0) / 127.5 - 1.0).numpy()  # (S, S, 3) float32
         sample["crop_bbox"] = crop_bbox
         sample["flipped"] = flipped
         for key in BUILDER_KEYS:
             if key in self.keys:
                 builder = self.conditional_builders[key]
-                sample[key] = builder.build(sample["annotations"], crop_bbox, flipped)
+                sample[key] = builder.build(sample["annotations"], crop_bbox, bool(flipped))
         return {key: sample[key] for key in self.keys}
 
     def __getitem__(self, n: int) -> dict[str, Any]:

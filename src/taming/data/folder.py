@@ -146,5 +146,7 @@ class ImageFolderDataset(ImagePaths):
             random_crop=random_crop,
             random_flip=random_flip,
             interpolation=interpolation,
+            exif_transpose=True,
+            original_convert=False,
         )
         logger.info("%s: %d images from %s", type(self).__name__, len(paths), src)

@@ -109,13 +109,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike, exif_transpose: bool = True) -> Image.Image:
+def load_image(
+    path: str | os.PathLike, exif_transpose: bool = True, original_convert: bool = False
+) -> Image.Image:
     """Open, fully decode and convert an image file to RGB.
 
     Args:
         path: image file.
         exif_transpose: apply the EXIF orientation tag (turn off when targets such as
             segmentation maps or boxes refer to the stored pixel grid).
+        original_convert: convert exactly as the original project did
+            (`Image.convert("RGB")`: alpha dropped, no rescaling of 16/32-bit modes), for the
+            datasets that must give the original's pixels.
 
     Returns:
         An RGB `PIL.Image.Image` (8 bits per channel).
@@ -132,7 +137,7 @@ def load_image(path: str | os.PathLike, exif_transpose: bool = True) -> Image.Im
                     img = ImageOps.exif_transpose(img)
                 except Exception as e:  # malformed EXIF: the pixels are still fine
                     logger.debug("%s: ignoring unreadable EXIF orientation (%s)", path, e)
-            rgb = to_rgb(img)
+            rgb = img.convert("RGB") if original_convert and img.mode != "RGB" else to_rgb(img)
             if rgb is img:
                 rgb = img.copy()  # detach from the file handle
     except FileNotFoundError:

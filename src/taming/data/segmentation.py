@@ -1,20 +1,23 @@
 """Images paired with semantic label maps (original `SegmentationBase`, `taming/data/sflckr.py`).
 
 `SegmentationBase(data_csv, data_root, segmentation_root, size=None, random_crop=False,
-interpolation="bicubic", n_labels=182, shift_segmentation=False)`:
+interpolation="bicubic", n_labels=182, shift_segmentation=False)`, value for value as the
+original (albumentations / OpenCV, see `taming.data.albu`):
 
 - `data_csv` lists image paths relative to `data_root`; the label map of `a/b.jpg` is
   `segmentation_root/a/b.png` (a single-channel 8-bit PNG, mode "L"; "P" is read as indices).
-- With `size`: the image is resized (shortest side -> size) with `interpolation`, the label map
-  with nearest neighbour to the same dimensions, then both get the same center/random crop.
 - `shift_segmentation` adds 1 in uint8 (COCO-Stuff: 255 "unlabeled" wraps to 0).
-- `segmentation` is one-hot **float32** `(H, W, n_labels)` (the original: float64 from
-  `np.eye`; float32 is what the model consumes anyway).
+- With `size`: the image goes through `SmallestMaxSize(size, interpolation)` (OpenCV filters:
+  nearest, bilinear, bicubic, area, lanczos), the label map through `SmallestMaxSize(size)` with
+  nearest neighbour (OpenCV's rule), then both get the same `CenterCrop` / `RandomCrop(size)`.
+- `segmentation` is one-hot **float64** `(H, W, n_labels)` (`np.eye(n_labels)[labels]`, the
+  original's dtype).
 
 Keys: `relative_file_path_`, `file_path_`, `segmentation_path_`, `image` (float32 (H, W, 3) in
 [-1, 1]), `segmentation`. Images are read without applying the EXIF orientation, so they stay
-aligned with their label maps. Unreadable or mismatched pairs are skipped (next example, one
-warning); a label >= `n_labels` raises `ValueError` (a wrong `n_labels` is a config error).
+aligned with their label maps. Unreadable pairs, a missing label map and a label map whose size
+differs from its image are skipped (next example, one warning naming the file); a label
+>= `n_labels` raises `ValueError` naming the file (a wrong `n_labels` is a config error).
 """
 
 from __future__ import annotations
@@ -27,17 +30,14 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
+from taming.data import albu
+from taming.data.cvresize import check_interpolation
 from taming.data.io import BadFileTracker, BadImageError, load_image
-from taming.data.transforms import (
-    crop_box,
-    resampling,
-    shortest_side_size,
-    to_float_image,
-)
+from taming.data.transforms import to_float_image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SegmentationBase", "load_label_map"]
+__all__ = ["SegmentationBase", "ShippedExamples", "check_labels", "load_label_map", "one_hot"]
 
 
 def load_label_map(path: str) -> np.ndarray:
@@ -58,6 +58,39 @@ def load_label_map(path: str) -> np.ndarray:
         raise BadImageError(path, "file not found") from None
     except Exception as e:
         raise BadImageError(path, f"{type(e).__name__}: {e}") from e
+
+
+def check_labels(mask: np.ndarray, n_labels: int, path: str) -> None:
+    """Raise `ValueError` naming `path` when a label is >= n_labels."""
+    top = int(mask.max()) if mask.size else 0
+    if top >= n_labels:
+        raise ValueError(f"{path}: label {top} >= n_labels={n_labels}")
+
+
+def one_hot(mask: np.ndarray, n_labels: int, dtype=np.float64) -> np.ndarray:
+    """(H, W) integer labels -> (H, W, n_labels) one-hot (`np.eye(n)[mask]`)."""
+    out = np.zeros(mask.shape + (n_labels,), dtype=dtype)
+    np.put_along_axis(out, mask[..., None].astype(np.intp), 1, axis=-1)
+    return out
+
+
+def load_pair(image_path: str, seg_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (H, W, 3) image (original RGB conversion, no EXIF) and (H, W) label map.
+
+    Raises:
+        BadImageError: unreadable files or different sizes.
+    """
+    image = np.asarray(
+        load_image(image_path, exif_transpose=False, original_convert=True), dtype=np.uint8
+    )
+    mask = load_label_map(seg_path)  # (H, W) uint8
+    if mask.shape != image.shape[:2]:
+        raise BadImageError(
+            seg_path,
+            f"label map is {mask.shape[1]}x{mask.shape[0]}, image "
+            f"{image.shape[1]}x{image.shape[0]} ({image_path})",
+        )
+    return image, mask
 
 
 class SegmentationBase(Dataset):
@@ -96,11 +129,17 @@ class SegmentationBase(Dataset):
         self.segmentation_root = segmentation_root
         self.size = size if size is not None and size > 0 else None
         self.random_crop = random_crop
-        self.interpolation = interpolation
-        self._resample = resampling(interpolation)
+        self.interpolation = check_interpolation(interpolation)
         self.n_labels = n_labels
         self.shift_segmentation = shift_segmentation
-        self._eye = np.eye(n_labels, dtype=np.float32)  # (n_labels, n_labels)
+        if self.size is not None:
+            self.image_rescaler = albu.SmallestMaxSize(self.size, interpolation)
+            self.segmentation_rescaler = albu.SmallestMaxSize(self.size, "nearest")
+            self.cropper = (
+                albu.RandomCrop(self.size, self.size)
+                if random_crop
+                else albu.CenterCrop(self.size, self.size)
+            )
         self.labels: dict[str, list[str]] = {
             "relative_file_path_": list(self.image_paths),
             "file_path_": [os.path.join(data_root, p) for p in self.image_paths],
@@ -121,27 +160,17 @@ class SegmentationBase(Dataset):
 
     def _load_example(self, i: int) -> dict[str, Any]:
         example: dict[str, Any] = {k: v[i] for k, v in self.labels.items()}
-        img = load_image(example["file_path_"], exif_transpose=False)
-        seg_path = example["segmentation_path_"]
-        mask = load_label_map(seg_path)  # (H, W) uint8
-        if mask.shape != (img.height, img.width):
-            raise BadImageError(
-                seg_path,
-                f"label map is {mask.shape[1]}x{mask.shape[0]}, image {img.width}x{img.height}",
-            )
+        image, mask = load_pair(example["file_path_"], example["segmentation_path_"])
         if self.shift_segmentation:
             mask = (mask + 1).astype(np.uint8)  # uint8 wrap-around: 255 -> 0
         if self.size is not None:
-            new = shortest_side_size(img.width, img.height, self.size)
-            box = crop_box(new[0], new[1], self.size, self.random_crop)
-            img = img.resize(new, self._resample).crop(box)
-            seg = Image.fromarray(mask, mode="L").resize(new, Image.Resampling.NEAREST)
-            mask = np.asarray(seg.crop(box))
-        top = int(mask.max())
-        if top >= self.n_labels:
-            raise ValueError(f"{seg_path}: label {top} >= n_labels={self.n_labels}")
-        example["image"] = to_float_image(np.asarray(img))  # (H, W, 3)
-        example["segmentation"] = self._eye[mask]  # (H, W, n_labels) one-hot
+            image = self.image_rescaler(image=image)["image"]
+            mask = self.segmentation_rescaler(image=mask)["image"]
+            out = self.cropper(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        check_labels(mask, self.n_labels, example["segmentation_path_"])
+        example["image"] = to_float_image(image)  # (H, W, 3)
+        example["segmentation"] = one_hot(mask, self.n_labels)  # (H, W, n_labels)
         return example
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -1,91 +1,42 @@
-"""Image transforms on PIL images and numpy arrays: shortest-side resize, crops, flips, scaling.
+"""Small array helpers and the torchvision-style crops of the scene-layout datasets.
 
-Replaces the original's albumentations/torchvision pipelines with PIL + numpy:
+- `to_float_image`: uint8 (H, W, 3) -> float32 in [-1, 1] (`x / 127.5 - 1`);
+- `hflip`: mirror an (H, W, ...) array left-right;
+- the annotated-objects pipeline of the original (torchvision >= 0.17 transforms on uint8 CHW
+  tensors), re-implemented on torch without torchvision:
+  * `tv_resize`: `transforms.Resize` on a tensor: the image goes to float32,
+    `torch.nn.functional.interpolate(bilinear, align_corners=False, antialias=True)`, is
+    rounded and cast back to uint8; an int size scales the shortest side (the other side
+    truncated: `int(size * long / short)`), a pair is (height, width); same size = no-op;
+  * `scene_crop`: the crop methods `none` / `center` / `random-1d` (alias `random`) /
+    `random-2d` with the relative crop box `(x0, y0, w, h)` of the original's
+    `*ReturnCoordinates` transforms (center: from the resized image's aspect ratio;
+    random-1d: `torch.randint` for top then left, as `RandomCrop.get_params`; random-2d:
+    `random.randint` for the side, top, left);
+  * the flip is drawn with `torch.rand(1) < 0.5` (`RandomHorizontalFlip`).
 
-- `SmallestMaxSize(size)` -> `resize_shortest_side` (shortest side -> `size`, the other side
-  `round(side * size / shortest)`, as albumentations rounds; smaller images are upscaled).
-  NOTE: PIL filters antialias when downscaling, cv2's `INTER_LINEAR` (the original default)
-  does not, so pixels differ slightly from the original pipeline (not the geometry).
-- `CenterCrop` / `RandomCrop` -> `crop_box` (center offset `(W - size) // 2` as albumentations).
-- `HorizontalFlip` -> `hflip`.
-- `x / 127.5 - 1` -> `to_float_image` (uint8 HWC -> float32 HWC in [-1, 1]).
-
-The scene-layout crops of the annotated-objects datasets, which also return the relative crop
-box `(x0, y0, w, h)`, are `scene_crop_geometry` and `apply_scene_crop`.
-
-Randomness comes from Python's `random` module, which PyTorch's DataLoader (and Lightning's
-`seed_everything`) seed per worker.
+The albumentations transforms (segmentation, depth, faces, ImageNet sets) are in
+`taming.data.albu`.
 """
 
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+import torch
+import torch.nn.functional as F
 
 __all__ = [
-    "INTERPOLATIONS",
-    "SceneCrop",
-    "apply_scene_crop",
-    "crop_box",
+    "CROP_METHODS",
     "hflip",
-    "resampling",
-    "resize_shortest_side",
-    "scene_crop_geometry",
-    "shortest_side_size",
+    "scene_crop",
     "to_float_image",
+    "tv_center_crop",
+    "tv_resize",
 ]
 
-INTERPOLATIONS: dict[str, Image.Resampling] = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "area": Image.Resampling.BOX,  # cv2.INTER_AREA: box averaging
-    "lanczos": Image.Resampling.LANCZOS,
-}
-
 CROP_METHODS = ("none", "center", "random", "random-1d", "random-2d")
-
-
-def resampling(name: str) -> Image.Resampling:
-    """PIL filter for an interpolation name (nearest, bilinear, bicubic, area, lanczos)."""
-    try:
-        return INTERPOLATIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown interpolation '{name}' (choose from {', '.join(INTERPOLATIONS)})"
-        ) from None
-
-
-def shortest_side_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(width, height) after scaling the shortest side to `size` (albumentations rounding)."""
-    scale = size / min(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def resize_shortest_side(
-    img: Image.Image, size: int, resample: Image.Resampling = Image.Resampling.BILINEAR
-) -> Image.Image:
-    """Scale `img` so that its shortest side is `size` (up or down); no-op if it already is."""
-    new = shortest_side_size(img.width, img.height, size)
-    return img if new == img.size else img.resize(new, resample)
-
-
-def crop_box(width: int, height: int, size: int, random_crop: bool) -> tuple[int, int, int, int]:
-    """PIL box `(left, top, right, bottom)` of a `size` x `size` crop, centered or random.
-
-    Raises:
-        ValueError: the image is smaller than the crop.
-    """
-    if width < size or height < size:
-        raise ValueError(f"cannot crop {size}x{size} from a {width}x{height} image")
-    if random_crop:
-        left, top = random.randint(0, width - size), random.randint(0, height - size)
-    else:
-        left, top = (width - size) // 2, (height - size) // 2
-    return left, top, left + size, top + size
 
 
 def hflip(arr: np.ndarray) -> np.ndarray:
@@ -93,73 +44,75 @@ def hflip(arr: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr[:, ::-1])
 
 
-def to_float_image(arr: np.ndarray | Image.Image) -> np.ndarray:
+def to_float_image(arr) -> np.ndarray:
     """uint8 (H, W, 3) -> float32 (H, W, 3) in [-1, 1], i.e. `x / 127.5 - 1`."""
-    a = np.asarray(arr, dtype=np.uint8)
-    return (a.astype(np.float32) / 127.5 - 1.0).astype(np.float32)
+    a = np.asarray(arr)
+    return (a / 127.5 - 1.0).astype(np.float32)
 
 
-class SceneCrop(NamedTuple):
-    """Geometry of one scene-layout crop (see `scene_crop_geometry`).
+def tv_resize(img: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """torchvision `Resize(size)` on a uint8 (C, H, W) tensor (antialiased bilinear)."""
+    h, w = img.shape[-2:]
+    if isinstance(size, int):
+        short, long = (w, h) if w <= h else (h, w)
+        new_short, new_long = size, int(size * long / short)
+        new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
+    else:
+        new_h, new_w = size
+    if (new_h, new_w) == (h, w):
+        return img
+    x = img.to(torch.float32)[None]  # (1, C, H, W)
+    x = F.interpolate(x, size=[new_h, new_w], mode="bilinear", align_corners=False, antialias=True)
+    return torch.round(x[0]).to(img.dtype)
 
-    Attributes:
-        resize_to: (width, height) to resize the image to before cropping, or None.
-        box: PIL crop box (left, top, right, bottom) in the (resized) image, or None.
-        resize_after: (width, height) to resize the crop to, or None.
-        crop_bbox: the crop as (x0, y0, w, h) relative to the full image.
-    """
 
-    resize_to: tuple[int, int] | None
-    box: tuple[int, int, int, int] | None
-    resize_after: tuple[int, int] | None
-    crop_bbox: tuple[float, float, float, float]
+def tv_center_crop(img: torch.Tensor, size: int) -> torch.Tensor:
+    """torchvision `center_crop` (offsets `int(round((H - size) / 2))`)."""
+    h, w = img.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"cannot center-crop {size}x{size} from a {w}x{h} image")
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return img[..., top : top + size, left : left + size]
 
 
-def scene_crop_geometry(width: int, height: int, size: int, method: str) -> SceneCrop:
-    """Plan the crop of the annotated-objects datasets for an image of `width` x `height`.
+def _center_bbox(width: int, height: int) -> tuple[float, float, float, float]:
+    if width > height:
+        w = height / width
+        return 0.5 - w / 2, 0.0, w, 1.0
+    h = width / height
+    return 0.0, 0.5 - h / 2, 1.0, h
 
-    Methods (the original's torchvision pipelines):
-        "none": resize to (size, size), no crop; crop_bbox is the full image (0, 0, 1, 1).
-        "center": shortest side -> size (other side truncated, as `torchvision Resize(int)`),
-            center crop; crop_bbox `(0.5 - w/2, 0, w, 1)` for landscape (`w = H / W`), etc.
-        "random-1d" (alias "random"): shortest side -> size, random size x size crop;
-            crop_bbox `(left / W', top / H', size / W', size / H')` in the resized image.
-        "random-2d": random square of side `randint(min(size, m), m)`, `m = min(W, H)`, at a
-            random position in the original image, then resized to (size, size).
+
+def scene_crop(
+    img: torch.Tensor, size: int, method: str
+) -> tuple[tuple[float, float, float, float] | None, torch.Tensor]:
+    """Resize/crop a uint8 (C, H, W) image as the original annotated-objects pipeline.
+
+    Returns:
+        (crop_bbox, image): the relative crop box (None for method "none") and the
+        (C, size, size) uint8 result.
     """
     if method == "none":
-        return SceneCrop((size, size), None, None, (0.0, 0.0, 1.0, 1.0))
-    if method in ("center", "random", "random-1d"):
-        short, long = min(width, height), max(width, height)
-        new_long = int(size * long / short)
-        rw, rh = (new_long, size) if width >= height else (size, new_long)
-        if method == "center":
-            left, top = int(round((rw - size) / 2.0)), int(round((rh - size) / 2.0))
-            if width > height:
-                bbox = (0.5 - height / width / 2, 0.0, height / width, 1.0)
-            else:
-                bbox = (0.0, 0.5 - width / height / 2, 1.0, width / height)
+        return None, tv_resize(img, (size, size))
+    if method == "center":
+        img = tv_resize(img, size)
+        h, w = img.shape[-2:]
+        return _center_bbox(w, h), tv_center_crop(img, size)
+    if method in ("random", "random-1d"):
+        img = tv_resize(img, size)
+        h, w = img.shape[-2:]
+        if h == size and w == size:
+            top = left = 0
         else:
-            top, left = random.randint(0, rh - size), random.randint(0, rw - size)
-            bbox = (left / rw, top / rh, size / rw, size / rh)
-        return SceneCrop((rw, rh), (left, top, left + size, top + size), None, bbox)
+            top = int(torch.randint(0, h - size + 1, size=(1,)).item())
+            left = int(torch.randint(0, w - size + 1, size=(1,)).item())
+        bbox = (left / w, top / h, size / w, size / h)
+        return bbox, img[..., top : top + size, left : left + size]
     if method == "random-2d":
-        m = min(width, height)
-        side = random.randint(min(size, m), m)
-        top, left = random.randint(0, height - side), random.randint(0, width - side)
-        bbox = (left / width, top / height, side / width, side / height)
-        return SceneCrop(None, (left, top, left + side, top + side), (size, size), bbox)
+        h, w = img.shape[-2:]
+        largest = min(w, h)
+        side = largest if largest <= size else random.randint(size, largest)
+        top, left = random.randint(0, h - side), random.randint(0, w - side)
+        bbox = (left / w, top / h, side / w, side / h)
+        return bbox, tv_resize(img[..., top : top + side, left : left + side], size)
     raise ValueError(f"unknown crop_method '{method}' (choose from {', '.join(CROP_METHODS)})")
-
-
-def apply_scene_crop(
-    img: Image.Image, crop: SceneCrop, resample: Image.Resampling = Image.Resampling.BILINEAR
-) -> Image.Image:
-    """Apply a `SceneCrop` plan to a PIL image."""
-    if crop.resize_to is not None and crop.resize_to != img.size:
-        img = img.resize(crop.resize_to, resample)
-    if crop.box is not None:
-        img = img.crop(crop.box)
-    if crop.resize_after is not None and crop.resize_after != img.size:
-        img = img.resize(crop.resize_after, resample)
-    return img

@@ -196,7 +196,9 @@ class ObjectsCenterPointsConditionalBuilder:
         Returns:
             LongTensor (embedding_dim,).
         """
-        annotations = list(annotations)
+        if not isinstance(annotations, list):
+            annotations = list(annotations)
+        # as the original, a list passed in is shuffled in place (datasets pass a copy)
         if len(annotations) == 0:
             logger.warning("building a layout without annotations")
         if len(annotations) > self.no_max_objects:
