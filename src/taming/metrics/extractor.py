@@ -4,10 +4,11 @@
     feats = ex.features(FolderSource("samples/"))    # Features(pool3 (N, 2048), logits (N, 1008))
 
 Features are float32 (as the network computes them). With `cache=True` they are kept in
-`$TAMING_HOME/metrics_cache/<name>-<key>.npz` (pool3, logits, mu, sigma; about 12 KB per
-image), keyed by the set's fingerprint (file paths, sizes and modification times, see
-`taming.metrics.sources`), the sha256 of the weights file and the network's input size: a
-changed file, other weights or another size make a new entry; nothing stale is read.
+`$TAMING_HOME/metrics_cache/<name>-<key>.npz` (pool3 and logits, about 12 KB per image;
+mu and sigma too for sets larger than 2048), keyed by the set's fingerprint (file paths,
+sizes and modification times, see `taming.metrics.sources`), the sha256 of the weights file
+and the network's input size: a changed file, other weights or another size make a new
+entry; nothing stale is read.
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ class InceptionExtractor:
         if path is not None and path.is_file():
             try:
                 with np.load(path) as data:
-                    feats = Features(data["pool3"], data["logits"], (data["mu"], data["sigma"]))
+                    stats = (data["mu"], data["sigma"]) if "sigma" in data.files else None
+                    feats = Features(data["pool3"], data["logits"], stats)
                 if len(feats) == len(source):
                     logger.info("%s: cached features %s", source.name, path)
                     return feats
@@ -165,10 +167,12 @@ class InceptionExtractor:
                 logger.warning("%s: ignoring unreadable cache file (%s)", path, e)
         feats = self.extract(source, progress=progress)
         if path is not None and len(feats) >= 2:
-            mu, sigma = feats.statistics()
+            arrays = {"pool3": feats.pool3, "logits": feats.logits}
+            if len(feats) > feats.pool3.shape[1]:  # else sigma is cheaper to recompute
+                arrays["mu"], arrays["sigma"] = feats.statistics()
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp.npz")
-            np.savez(tmp, pool3=feats.pool3, logits=feats.logits, mu=mu, sigma=sigma)
+            np.savez(tmp, **arrays)
             os.replace(tmp, path)  # never a half-written cache file
             logger.info("%s: features cached in %s", source.name, path)
         return feats

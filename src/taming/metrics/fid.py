@@ -10,6 +10,13 @@ features; the distance between the two Gaussians is
 parts, whose square roots' real parts are summed), as torch-fidelity computes it. Statistics
 are float64; the covariance is the unbiased one (`np.cov`, divisor N - 1).
 
+With the features at hand and fewer vectors than dimensions (N < D: small sets), the same
+value is computed exactly and much faster from the centred features `C1 (n1, D)`, `C2`:
+the non-zero eigenvalues of `sigma1 sigma2` are the squared singular values of
+`C1 C2^T / sqrt((n1 - 1)(n2 - 1))`, so `tr((sigma1 sigma2)^(1/2))` is that matrix's nuclear
+norm (`frechet_distance_features`; an `(n1, n2)` SVD instead of a `(D, D)` eigenproblem, and
+without the square roots of rounding noise the near-zero eigenvalues contribute).
+
 Statistics files: `.npz` with `mu` (D,) and `sigma` (D, D), the layout of pytorch-fid's and
 TTUR's precomputed statistics (`save_statistics` writes the same).
 """
@@ -21,7 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["frechet_distance", "load_statistics", "save_statistics", "statistics"]
+__all__ = [
+    "frechet_distance",
+    "frechet_distance_features",
+    "load_statistics",
+    "save_statistics",
+    "statistics",
+]
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -47,6 +60,24 @@ def frechet_distance(
     eig = np.linalg.eigvals(s1 @ s2).astype(np.complex128)
     tr_covmean = float(np.sqrt(eig).real.sum())
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+
+
+def frechet_distance_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """FID between two feature sets `(n1, D)`, `(n2, D)` (nuclear-norm form, see above).
+
+    Equal to `frechet_distance(*statistics(f1), *statistics(f2))`; the cost is an
+    `(n1, n2)` SVD, so use it when a set has fewer vectors than dimensions.
+    """
+    f1 = np.asarray(features1, dtype=np.float64)
+    f2 = np.asarray(features2, dtype=np.float64)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1] or min(len(f1), len(f2)) < 2:
+        raise ValueError(f"FID needs two (N >= 2, D) feature sets, got {f1.shape}, {f2.shape}")
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    c1, c2 = f1 - mu1, f2 - mu2  # (n1, D), (n2, D)
+    n1, n2 = len(f1) - 1, len(f2) - 1
+    nuclear = np.linalg.svd(c1 @ c2.T, compute_uv=False).sum() / np.sqrt(n1 * n2)
+    diff = mu1 - mu2
+    return float(diff @ diff + (c1 * c1).sum() / n1 + (c2 * c2).sum() / n2 - 2.0 * nuclear)
 
 
 def load_statistics(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -22,12 +22,12 @@ import numpy as np
 
 from taming.config import ConfigError
 from taming.metrics.extractor import Features, InceptionExtractor
-from taming.metrics.fid import frechet_distance, load_statistics
+from taming.metrics.fid import frechet_distance, frechet_distance_features, load_statistics
 from taming.metrics.isc import inception_score
 from taming.metrics.kid import kid as kid_fn
 from taming.metrics.sources import ImageSource, open_source
 
-__all__ = ["Stats", "calculate_metrics", "resolve_input"]
+__all__ = ["Stats", "calculate_metrics", "fid_between", "resolve_input"]
 
 Input = str | os.PathLike | ImageSource | Features
 
@@ -58,6 +58,14 @@ def resolve_input(spec: Input, recursive: bool = False) -> ImageSource | Feature
 
 def _name(x: Any) -> str:
     return getattr(x, "name", type(x).__name__)
+
+
+def fid_between(a: Features | Stats, b: Features | Stats) -> float:
+    """FID of two feature sets or statistics (the exact small-set form when it applies)."""
+    if isinstance(a, Features) and isinstance(b, Features):
+        if min(len(a), len(b)) <= a.pool3.shape[1]:
+            return frechet_distance_features(a.pool3, b.pool3)
+    return frechet_distance(*a.statistics(), *b.statistics())
 
 
 def calculate_metrics(
@@ -124,9 +132,7 @@ def calculate_metrics(
     fb = feats(b) if b is not None else None
     out: dict[str, float | int] = {}
     if fid:
-        mu1, s1 = fa.statistics()
-        mu2, s2 = fb.statistics()
-        out["fid"] = frechet_distance(mu1, s1, mu2, s2)
+        out["fid"] = fid_between(fa, fb)
     if kid:
         mean, std = kid_fn(
             fa.pool3,

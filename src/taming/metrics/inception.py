@@ -320,12 +320,17 @@ def read_inception_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     return out
 
 
+def _counters(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v for k, v in sd.items() if k.endswith(_OPTIONAL)}
+
+
 def load_inception(
     path: str | os.PathLike, input_size: int = INPUT_SIZE, device: str | torch.device = "cpu"
 ) -> FIDInceptionV3:
     """The reference network with the weights of `path`, loaded strictly (eval, no grad)."""
     sd = read_inception_state_dict(path)
-    model = FIDInceptionV3(input_size=input_size)
+    with torch.device("meta"):  # no random init of 24M parameters: they are overwritten
+        model = FIDInceptionV3(input_size=input_size)
     expected = {k: v for k, v in model.state_dict().items() if not k.endswith(_OPTIONAL)}
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
@@ -340,6 +345,9 @@ def load_inception(
             raise InceptionWeightsError(
                 f"{path}: '{k}' has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}"
             )
-    model.load_state_dict(sd, strict=False)  # only num_batches_tracked is left out
+    for k, v in model.state_dict().items():
+        if k.endswith(_OPTIONAL):
+            sd[k] = torch.zeros((), dtype=v.dtype)
+    model.load_state_dict({k: v.float() for k, v in sd.items()} | _counters(sd), assign=True)
     logger.info("FID Inception-v3 weights: %s", path)
     return model.to(device)

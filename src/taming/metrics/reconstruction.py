@@ -35,7 +35,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from taming.metrics.codebook import CodebookCounter, codebook_stats, dead_codes
-from taming.metrics.fid import frechet_distance, statistics
+from taming.metrics.fid import frechet_distance, frechet_distance_features, statistics
 from taming.metrics.image import psnr_per_image, ssim_per_image
 from taming.metrics.sources import load_dataset, to_uint8
 
@@ -205,9 +205,11 @@ def evaluate_reconstruction(
         if len(names) < 2:
             logger.warning("rFID needs at least 2 images; skipped")
         else:
-            mu1, s1 = statistics(np.concatenate(feats_rec))
-            mu2, s2 = statistics(np.concatenate(feats_in))
-            report["rfid"] = frechet_distance(mu1, s1, mu2, s2)
+            f_rec, f_in = np.concatenate(feats_rec), np.concatenate(feats_in)
+            if len(f_in) <= f_in.shape[1]:  # fewer images than dimensions: the exact SVD form
+                report["rfid"] = frechet_distance_features(f_rec, f_in)
+            else:
+                report["rfid"] = frechet_distance(*statistics(f_rec), *statistics(f_in))
     report["seconds"] = time.perf_counter() - t0
     per_image = [
         {"file": n, "psnr": float(a), "ssim": float(b)}
