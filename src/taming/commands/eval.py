@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,24 @@ def _sampling_api() -> Any:
     from taming.sampling import pipeline
 
     return pipeline
+
+
+def _fail_fast(func):
+    """Report missing Inception weights here, as the CLI reports user errors (one line,
+    exit 2), without the CLI's error handling importing torch first: under a second."""
+
+    def run(args: argparse.Namespace) -> int:
+        from taming.metrics.inception_weights import InceptionWeightsNotFoundError
+
+        try:
+            return func(args)
+        except InceptionWeightsNotFoundError as e:
+            if getattr(args, "traceback", False):
+                raise
+            print(f"taming eval: error: {e}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 # -- shared options ----------------------------------------------------------------------------
@@ -302,7 +321,7 @@ def run_sample(args: argparse.Namespace) -> int:
                 **kw,
             )
         prefix = "" if c is None else f"{c:04}_"
-        save_images(x, outdir, pattern=prefix + "{:06}.png")
+        save_images(x, outdir / "images", pattern=prefix + "{:06}.png")
         images.append(x)
     samples = torch.cat(images)
     make_grid(samples[:64]).save(outdir / "grid.png")
@@ -362,7 +381,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _metric_flags(f)
     f.add_argument("--seed", type=int, default=2020, help="KID/IS seed (default 2020)")
     f.add_argument("--recursive", action="store_true", help="list folders recursively")
-    f.set_defaults(func=run_fid)
+    f.set_defaults(func=_fail_fast(run_fid))
 
     r = esub.add_parser("recon", help="rFID, PSNR, SSIM, LPIPS and codebook use of a first stage")
     r.add_argument(
@@ -395,7 +414,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
-    r.set_defaults(func=run_recon)
+    r.set_defaults(func=_fail_fast(run_recon))
 
     s = esub.add_parser("sample", help="sample from a transformer run, then score the samples")
     s.add_argument("--model", required=True, metavar="RUN", help="transformer run folder")
@@ -444,4 +463,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("--unsafe", action="store_true", help="allow checkpoints that may run code")
     _metric_flags(s)
-    s.set_defaults(func=run_sample)
+    s.set_defaults(func=_fail_fast(run_sample))

@@ -120,6 +120,16 @@ def calculate_metrics(
     if kid and (isinstance(a, Stats) or isinstance(b, Stats)):
         which = a if isinstance(a, Stats) else b
         raise ConfigError(f"KID needs images or features; {_name(which)} holds only mu, sigma")
+    if kid and min(len(a), len(b)) < kid_subset_size:
+        raise ConfigError(
+            f"KID subset size {kid_subset_size} needs at least that many images in both sets "
+            f"({_name(a)}: {len(a)}, {_name(b)}: {len(b)}); lower it (--kid-subset-size)"
+        )
+    if isc and len(a) < isc_splits:
+        raise ConfigError(
+            f"IS with {isc_splits} splits needs at least that many images "
+            f"({_name(a)}: {len(a)}); lower --isc-splits"
+        )
     if extractor is None and any(isinstance(x, ImageSource) for x in (a, b)):
         extractor = InceptionExtractor(inception_weights, device=device, batch_size=batch_size)
 
