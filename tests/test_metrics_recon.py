@@ -193,3 +193,23 @@ def test_cli_reconstruct_folder_and_file(run, images, tmp_path, capsys):
         assert (png / 127.5 - 1 - dec).abs().max() <= 1 / 127.5 + 1e-5
     assert (out / "000.png").is_file() and (out / "grid.png").is_file()
     assert (out / "summary.json").is_file()
+
+
+@pytest.mark.slow  # trains the demo (minutes); the random run above covers the default tests
+def test_cli_eval_recon_on_the_demos_checkpoint(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    demo = tmp_path / "demo"
+    argv = ["demo", "--out", str(demo), "--steps", "2", "--size", "32", "--transformer-steps", "1"]
+    assert main([*argv, "--no-progress"]) == 0
+    capsys.readouterr()
+    images = write_images(tmp_path / "imgs", 4, size=(40, 32), seed=9)
+    out = tmp_path / "report"
+    args = ["eval", "recon", "--model", str(demo), "--data", str(images), "--size", "32"]
+    assert main([*args, "-o", str(out), "--json", "--no-progress", "--device", "cpu"]) == 0
+    r = _last_json(capsys.readouterr().out)
+    assert r["images"] == 4 and r["n_codes"] == 256 and r["size"] == [32, 32]
+    assert 0 < r["codebook_usage"] <= 1 and r["dead_codes"] == 256 - round(
+        256 * r["codebook_usage"]
+    )
+    assert json.loads((out / "report.json").read_text())["psnr"] == r["psnr"]
+    assert (out / "report.md").is_file() and (out / "worst.png").is_file()
