@@ -173,9 +173,15 @@ def _optional_lpips() -> Any:
         return None
 
 
-def _default_outdir(model_spec: str, data: str, kind: str) -> Path:
+def _default_outdir(model_spec: str, name: str, kind: str) -> Path:
+    """`<run>/eval/<kind>_<name>` (or `./eval/...` when the model is a config file)."""
     base = Path(model_spec) if Path(model_spec).is_dir() else Path(".")
-    return base / "eval" / f"{kind}_{Path(data).stem or 'data'}"
+    return base / "eval" / f"{kind}_{name or 'data'}"
+
+
+def _data_name(data: str) -> str:
+    p = Path(data)
+    return p.stem if p.is_file() else p.resolve().name
 
 
 def run_recon(args: argparse.Namespace) -> int:
@@ -209,7 +215,11 @@ def run_recon(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.no_progress,
     )
-    outdir = Path(args.outdir) if args.outdir else _default_outdir(args.model, args.data, "recon")
+    outdir = (
+        Path(args.outdir)
+        if args.outdir
+        else _default_outdir(args.model, _data_name(args.data), "recon")
+    )
     files = write_reconstruction_report(result, outdir)
     r = result.report
     lines = [f"{r['images']} images at {r['size'][0]}x{r['size'][1]}: {outdir}"]

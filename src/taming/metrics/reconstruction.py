@@ -133,11 +133,10 @@ def evaluate_reconstruction(
         model.to(device)
     dev = next(model.parameters()).device
     size = size or _model_size(model)
-    dataset = (
-        data
-        if hasattr(data, "__getitem__") and not isinstance(data, str | Path)
-        else (reconstruction_dataset(data, size))
-    )
+    if isinstance(data, str | os.PathLike):
+        dataset = reconstruction_dataset(data, size)
+    else:
+        dataset = data  # a dataset of {"image": ...}
     if len(dataset) == 0:
         raise ValueError(f"{data}: no images")
     if lpips is not None:
