@@ -46,9 +46,9 @@ def test_eval_fid_json_has_the_asked_metrics(weights, sets, tmp_path, capsys, mo
     assert "FID:" in out and "KID:" in out and "IS:" in out
     assert m["fid"] == pytest.approx(plain["fid"], rel=1e-9)  # second run: from the cache
     assert list((tmp_path / "metrics_cache").glob("*.npz"))
-    api = calculate_metrics(
+    api = calculate_metrics(  # the CLI's cached features: its options were passed through
         gen, ref, kid=True, isc=True, inception_weights=weights, kid_subset_size=4,
-        isc_splits=2, seed=7, cache=False, progress=False,
+        isc_splits=2, seed=7, progress=False,
     )  # fmt: skip
     for key in ("fid", "kid_mean", "isc_mean", "isc_std"):
         assert m[key] == pytest.approx(api[key], rel=1e-5)
@@ -88,7 +88,8 @@ def test_missing_weights_fail_fast_before_torch_loads(sets, tmp_path):
     assert TF_FILE in err and "https://" in err and str(tmp_path / "home") in err
 
 
-def test_eval_sample_samples_then_scores(weights, tmp_path, capsys):
+def test_eval_sample_samples_then_scores(weights, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TAMING_HOME", str(tmp_path / "home"))  # the feature cache
     from test_sample_cli import write_run
 
     run = write_run(tmp_path, "class")
