@@ -287,23 +287,20 @@ def test_both_weight_file_names_and_wrong_files(tmp_path, weights, monkeypatch):
     home, hub = tmp_path / "home", tmp_path / "torch"
     monkeypatch.setenv("TAMING_HOME", str(home))
     monkeypatch.setenv("TORCH_HOME", str(hub))
-    torch.hub.set_dir(str(hub / "hub"))
-    try:
-        with pytest.raises(InceptionWeightsNotFoundError, match=TF_FILE):
-            resolve_inception_weights()
-        pt = hub / "hub" / "checkpoints" / PT_FILE  # pytorch-fid's name, in the hub cache
-        pt.parent.mkdir(parents=True)
-        os.link(weights, pt)
-        assert resolve_inception_weights() == pt
-        tf = home / TF_FILE  # torch-fidelity's name in $TAMING_HOME comes first
-        home.mkdir()
-        os.link(weights, tf)
-        assert resolve_inception_weights() == tf
-        a = load_inception(pt, input_size=75).state_dict()
-        b = load_inception(tf, input_size=75).state_dict()
-        assert all(torch.equal(a[k], b[k]) for k in a)
-    finally:
-        torch.hub.set_dir(str(tmp_path / "unused"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # torch.hub.get_dir() follows TORCH_HOME
+    with pytest.raises(InceptionWeightsNotFoundError, match=TF_FILE):
+        resolve_inception_weights()
+    pt = hub / "hub" / "checkpoints" / PT_FILE  # pytorch-fid's name, in the hub cache
+    pt.parent.mkdir(parents=True)
+    os.link(weights, pt)
+    assert resolve_inception_weights() == pt
+    tf = home / TF_FILE  # torch-fidelity's name in $TAMING_HOME comes first
+    home.mkdir()
+    os.link(weights, tf)
+    assert resolve_inception_weights() == tf
+    a = load_inception(pt, input_size=75).state_dict()
+    b = load_inception(tf, input_size=75).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
     sd = torch.load(weights, weights_only=True)
     sd["extra.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "bad.pth")
@@ -317,7 +314,7 @@ def test_both_weight_file_names_and_wrong_files(tmp_path, weights, monkeypatch):
 def test_missing_weights_fail_fast_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TAMING_HOME", str(tmp_path / "empty"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch"))
-    torch.hub.set_dir(str(tmp_path / "empty_torch" / "hub"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
     t0 = time.perf_counter()
     with pytest.raises(InceptionWeightsNotFoundError) as e:
         InceptionExtractor()
