@@ -47,7 +47,7 @@ PT_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
 def random_weights(path: Path, seed: int = 0) -> None:
     """A state dict in the FID Inception layout with activations that neither die nor blow
-    up over the 94 layers (He-scaled convs, BatchNorm near identity), logits of std ~3."""
+    up over the 94 layers (He-scaled convs, BatchNorm near identity)."""
     g = torch.Generator().manual_seed(seed)
     sd = {}
     for k, v in FIDInceptionV3().state_dict().items():
@@ -58,11 +58,13 @@ def random_weights(path: Path, seed: int = 0) -> None:
         elif k.endswith(("bn.bias", "running_mean")):
             sd[k] = 0.1 * torch.randn(v.shape, generator=g)
         elif k == "fc.weight":
-            sd[k] = torch.randn(v.shape, generator=g) * 0.01
+            sd[k] = torch.randn(v.shape, generator=g) * 0.2
         elif k == "fc.bias":
             sd[k] = torch.randn(v.shape, generator=g)
         else:  # num_batches_tracked
             sd[k] = v
+        if k.startswith("Mixed_7c.") and k.endswith(("bn.weight", "bn.bias")):
+            sd[k] = sd[k] * 0.3  # pool3 of ~0.2, near the real network's scale
     torch.save(sd, path)
 
 
