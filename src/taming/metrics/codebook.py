@@ -9,14 +9,26 @@ into
 - perplexity: `exp(H(p))` of the empirical code distribution `p`, in [1, n] (n when all codes
   are used equally often);
 
-and `dead_codes(counts)` counts the codes never used.
+and `dead_codes(counts)` counts the codes never used. `collapse_warning(counts)` says when the
+codebook has collapsed: fewer than `threshold` (default 5%) of the codes that *could* have
+been used are, i.e. `used / min(n, tokens counted)` (a small validation set cannot use all
+codes of a large codebook).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["CodebookCounter", "codebook_stats", "dead_codes", "histogram"]
+__all__ = [
+    "COLLAPSE_THRESHOLD",
+    "CodebookCounter",
+    "codebook_stats",
+    "collapse_warning",
+    "dead_codes",
+    "histogram",
+]
+
+COLLAPSE_THRESHOLD = 0.05
 
 
 def codebook_stats(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,6 +53,24 @@ def histogram(indices: torch.Tensor, n_codes: int) -> torch.Tensor:
 def dead_codes(counts: torch.Tensor) -> int:
     """Number of codes of a histogram `(n,)` that were never used."""
     return int((counts == 0).sum())
+
+
+def collapse_warning(
+    counts: torch.Tensor, threshold: float = COLLAPSE_THRESHOLD, where: str = "codebook"
+) -> str | None:
+    """A message if the codes used are fewer than `threshold * min(n, tokens)`, else None."""
+    total = int(counts.sum())
+    if total <= 0:
+        return None
+    used = int((counts > 0).sum())
+    possible = min(int(counts.numel()), total)
+    if used >= threshold * possible:
+        return None
+    return (
+        f"{where}: codebook collapse: {used} of {counts.numel()} codes used over {total} "
+        f"tokens ({used / possible:.1%} of the {possible} that could be, below "
+        f"{threshold:.0%}); {counts.numel() - used} dead codes"
+    )
 
 
 class CodebookCounter:

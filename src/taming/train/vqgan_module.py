@@ -33,7 +33,8 @@ own copy when a checkpoint is restored.
 Logged: every loss term (`train/aeloss`, `train/discloss` and the loss dictionaries:
 `total_loss, quant_loss, nll_loss, rec_loss, p_loss, d_weight, disc_factor, g_loss,
 disc_loss, logits_real, logits_fake`), `temperature` (Gumbel), and per epoch
-`{train,val}/codebook_usage` and `{train,val}/perplexity`.
+`{train,val}/codebook_usage`, `{train,val}/perplexity` and `{train,val}/dead_codes`; a warning
+when the validation codes collapse (`taming.metrics.codebook.collapse_warning`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ import torch
 from torch import nn
 
 from taming.autoencoder.vqmodel import EMAVQ
-from taming.metrics.codebook import CodebookCounter, codebook_stats
+from taming.metrics.codebook import CodebookCounter, codebook_stats, collapse_warning, dead_codes
 from taming.train.gan_step import autoencode, discriminator_step, generator_step, make_adam
 
 logger = logging.getLogger(__name__)
@@ -241,9 +242,19 @@ class VQGANModule(pl.LightningModule):
         if self.trainer.world_size > 1:
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         usage, perplexity = codebook_stats(counts)
-        self.codebook[split] = {"usage": float(usage), "perplexity": float(perplexity)}
+        dead = dead_codes(counts)
+        self.codebook[split] = {
+            "usage": float(usage),
+            "perplexity": float(perplexity),
+            "dead_codes": dead,
+        }
         self.log(f"{split}/codebook_usage", usage.float(), on_step=False, on_epoch=True)
         self.log(f"{split}/perplexity", perplexity.float(), on_step=False, on_epoch=True)
+        self.log(f"{split}/dead_codes", float(dead), on_step=False, on_epoch=True)
+        if split == "val" and not self.trainer.sanity_checking:
+            warning = collapse_warning(counts, where=f"epoch {self.current_epoch} val")
+            if warning:
+                logger.warning(warning)
 
     def on_train_epoch_end(self) -> None:
         self._log_codebook("train")
