@@ -22,10 +22,12 @@ from taming.quantize.distributed import is_distributed
 
 __all__ = ["batch_mean", "entropy", "entropy_penalty"]
 
+_TINY = 1e-30  # p below this contributes p * log(1e-30) ~ 0 (float32 keeps it normal)
+
 
 def entropy(p: torch.Tensor) -> torch.Tensor:
-    """-sum p log p over the last axis (0 log 0 = 0)."""
-    return -torch.special.xlogy(p, p).sum(dim=-1)
+    """-sum p log p over the last axis (0 log 0 = 0, with a finite gradient there)."""
+    return -(p * torch.log(p.clamp_min(_TINY))).sum(dim=-1)
 
 
 def batch_mean(p: torch.Tensor) -> torch.Tensor:

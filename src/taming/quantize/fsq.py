@@ -14,9 +14,10 @@ collapse and no codebook loss.
                                                                    least significant digit)
 
 This is the paper's Appendix A.1 code as vector-quantize-pytorch's `FSQ` runs it, whose ids
-this quantizer reproduces: the listing in the paper writes `(1 - eps)` and `tan`, where
-`atanh` (the inverse of the tanh it shifts) is meant; the two shifts agree to third order and
-the rounded grid is the same, only inputs within ~1e-5 of a rounding boundary can differ.
+this quantizer reproduces: the listing printed in the paper writes `(1 - eps)` and `tan`,
+where `atanh` (the inverse of the tanh it shifts, so that 0 stays 0) is meant. Both give the
+same grid of levels and the same ids except for inputs whose bounded value lies within
+`(L - 1) * eps` of a rounding boundary (the eps sign moves the boundaries that much).
 
 The bound is computed in float32 (as the peer library does), whatever the input dtype.
 """

@@ -129,9 +129,9 @@ class LFQ(nn.Module):
         if c != self.bits:
             raise ValueError(f"LFQ({self.codebook_size}) expects {self.bits} channels, got {c}")
         z_flat = rearrange(z, "b c h w -> (b h w) c").float()
+        positive = z_flat > 0  # signs before any normalisation (which can overflow or be 0/0)
         if self.spherical:
             z_flat = F.normalize(z_flat, dim=1)
-        positive = z_flat > 0
         zhat = torch.where(positive, self.scale, -self.scale)  # (N, d)
         ids = (positive.long() * self._mask).sum(dim=1)  # (N,)
 
