@@ -205,7 +205,10 @@ def speed(args: argparse.Namespace) -> dict:
             "target": "taming.quantize.FSQ",
             "params": {"levels": [8, 8, 8, 6, 5]},
         },
-        "LFQ 2^14": {"target": "taming.quantize.LFQ", "params": {"codebook_size": 16384}},
+        "LFQ 2^14 (batch entropy in 2 groups of 7 bits)": {
+            "target": "taming.quantize.LFQ",
+            "params": {"codebook_size": 16384, "entropy_group_bits": 7},
+        },
     }
     qs = {name: instantiate_from_config(c).train() for name, c in quantizers.items()}
     model, opt_ae, opt_d = bench_train.build()

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from taming.autoencoder import VQModel
-from taming.config import ConfigError
+from taming.config import ConfigError, instantiate_from_config, validate_kwargs
+from taming.losses import VQLPIPSWithDiscriminator
 from taming.quantize import FSQ, LFQ, ImprovedVectorQuantizer, VectorQuantizer
 
 TINY = dict(
@@ -86,3 +90,24 @@ def test_llamagen_layout_is_the_plain_l2_quantizer():
     model = VQModel(ddconfig=TINY, lossconfig=None, quantizer_config=config)
     keys = {k: tuple(v.shape) for k, v in model.state_dict().items() if k.startswith("quantize")}
     assert keys == {"quantize.embedding.weight": (128, 8)}
+
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = {
+    "modern_f16_16384.yaml": (ImprovedVectorQuantizer, 16384, 8),
+    "skimage_modern.yaml": (ImprovedVectorQuantizer, 4096, 32),
+    "skimage_fsq.yaml": (FSQ, 4375, 5),
+    "skimage_lfq.yaml": (LFQ, 4096, 12),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_tokenizer_configs_build(name):
+    cls, vocab, dim = SHIPPED[name]
+    cfg = OmegaConf.to_container(OmegaConf.load(REPO / "configs" / "vqgan" / name), resolve=True)
+    model = instantiate_from_config(cfg["model"], where="model")
+    assert isinstance(model.quantize, cls)
+    assert (model.n_embed, model.embed_dim) == (vocab, dim)
+    loss = cfg["model"]["params"]["lossconfig"]
+    validate_kwargs(VQLPIPSWithDiscriminator, loss["params"], "lossconfig.params")
+    assert loss["params"]["lecam_weight"] > 0 and loss["params"]["disc_warmup_steps"] > 0
