@@ -103,7 +103,7 @@ def test_discriminator_warm_up_trains_d_before_the_generator_sees_it():
     for step in (4, 5, 7, 8):
         out = generator_step(model, x, step)
         d_loss, _ = discriminator_step(model.loss, x, out.reconstructions, step)
-        assert (float(d_loss) != 0.0) == (step >= 5), step  # D trains from disc_start
+        assert (float(d_loss.detach()) != 0.0) == (step >= 5), step  # D trains from disc_start
         g_on = step >= 5 + warmup  # the generator sees the GAN term only after the warm-up
         assert float(out.log["train/disc_factor"]) == (1.0 if g_on else 0.0), step
     assert model.loss.disc_train_start == 5 and model.loss.discriminator_iter_start == 5 + warmup
