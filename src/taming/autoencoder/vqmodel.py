@@ -75,14 +75,30 @@ def get_input(batch: Mapping[str, Any], key: str) -> torch.Tensor:
     return x.to(memory_format=torch.contiguous_format, dtype=torch.float32)
 
 
+def _configured_quantizer(
+    config: dict, n_embed: int | None, embed_dim: int | None, remap: str | None
+) -> nn.Module:
+    """The quantizer of `quantizer_config`; `n_embed`/`embed_dim`, if given, must agree."""
+    quantizer = instantiate_from_config(config, where="quantizer_config")
+    if remap is not None:
+        raise ConfigError("remap: not supported with quantizer_config")
+    for key, given, actual in (
+        ("n_embed", n_embed, quantizer.vocab_size),
+        ("embed_dim", embed_dim, quantizer.embed_dim),
+    ):
+        if given is not None and given != actual:
+            raise ConfigError(f"{key}: {given} disagrees with quantizer_config ({actual})")
+    return quantizer
+
+
 class VQModel(nn.Module):
     """Vector-quantised autoencoder (the VQGAN generator).
 
     Args:
         ddconfig: Encoder/Decoder keyword arguments (see `taming.autoencoder.encoder_decoder`).
         lossconfig: `{target, params}` of the training loss; built by `init_loss()` only.
-        n_embed: codebook size K.
-        embed_dim: code dimension D.
+        n_embed: codebook size K (with `quantizer_config`: taken from the quantizer).
+        embed_dim: code dimension D (with `quantizer_config`: taken from the quantizer).
         ckpt_path: checkpoint to load at construction (original semantics).
         ignore_keys: key prefixes to drop from `ckpt_path`.
         image_key: batch key of the input images.
@@ -93,14 +109,17 @@ class VQModel(nn.Module):
         sane_index_shape: quantizer returns (B, h, w) indices instead of flat ones.
         beta: commitment/codebook weighting of the quantizer (original: 0.25, not settable).
         legacy: original beta placement (default; see `taming.quantize.vq`).
+        quantizer_config: optional `{target, params}` of the quantizer (e.g.
+            `taming.quantize.FSQ`); absent: the original `VectorQuantizer` from `n_embed`,
+            `embed_dim`, `beta`, `remap`, `sane_index_shape`, `legacy`.
     """
 
     def __init__(
         self,
         ddconfig: dict,
         lossconfig: dict | None,
-        n_embed: int,
-        embed_dim: int,
+        n_embed: int | None = None,
+        embed_dim: int | None = None,
         ckpt_path: str | None = None,
         ignore_keys: Sequence[str] = (),
         image_key: str = "image",
@@ -110,6 +129,7 @@ class VQModel(nn.Module):
         sane_index_shape: bool = False,
         beta: float = 0.25,
         legacy: bool = True,
+        quantizer_config: dict | None = None,
     ) -> None:
         super().__init__()
         ddconfig = dict(to_container(ddconfig))
@@ -118,19 +138,26 @@ class VQModel(nn.Module):
         self.ddconfig = ddconfig
         self.lossconfig = to_container(lossconfig)
         self.image_key = image_key
-        self.n_embed = n_embed
-        self.embed_dim = embed_dim
         self.encoder = Encoder(**ddconfig)
         self.decoder = Decoder(**ddconfig)
         self.loss: nn.Module | None = None
-        self.quantize = self._build_quantizer(
-            n_embed=n_embed,
-            embed_dim=embed_dim,
-            beta=beta,
-            remap=remap,
-            sane_index_shape=sane_index_shape,
-            legacy=legacy,
-        )
+        if quantizer_config is not None:
+            self.quantize = _configured_quantizer(quantizer_config, n_embed, embed_dim, remap)
+            n_embed, embed_dim = self.quantize.vocab_size, self.quantize.embed_dim
+        else:
+            if n_embed is None or embed_dim is None:
+                missing = "n_embed" if n_embed is None else "embed_dim"
+                raise ConfigError(f"{missing}: required key missing (no quantizer_config)")
+            self.quantize = self._build_quantizer(
+                n_embed=n_embed,
+                embed_dim=embed_dim,
+                beta=beta,
+                remap=remap,
+                sane_index_shape=sane_index_shape,
+                legacy=legacy,
+            )
+        self.n_embed = n_embed
+        self.embed_dim = embed_dim
         z_channels = ddconfig["z_channels"]
         self.quant_conv = nn.Conv2d(z_channels, embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(embed_dim, z_channels, 1)

@@ -11,6 +11,15 @@ Instead of the original's `optimizer_idx` switch there are two methods, `generat
 The pieces (`reconstruction_loss`, `adversarial_loss`, `calculate_adaptive_weight`) are public
 so a trainer can compose them (e.g. pass a precomputed `d_weight`).
 
+Modern-tokenizer options (all off by default, so the original configs are unchanged):
+`gen_loss="non_saturating"` (`taming.losses.adversarial`), `lecam_weight` > 0 (LeCAM,
+`taming.losses.lecam`; the submodule `lecam` exists only then) and `disc_warmup_steps`: the
+discriminator trains from `disc_start`, the GAN terms reach the generator only from
+`disc_start + disc_warmup_steps` (discriminator warm-up, as in MaskBit and Open-MAGVIT2), so
+the generator meets a discriminator that already tells real from fake.
+`discriminator_iter_start` is that later step (what gates the generator side, also in
+`taming.train.gan_step`), `disc_train_start` the discriminator's.
+
 Train/eval note: in training mode the LPIPS heads' dropout is active and the BatchNorm
 discriminator uses batch statistics in both passes, as in the original training.
 
@@ -29,7 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taming.losses.adversarial import GENERATOR_LOSSES
 from taming.losses.discriminator import NLayerDiscriminator, weights_init
+from taming.losses.lecam import LeCAM
 from taming.losses.lpips import LPIPS
 
 logger = logging.getLogger(__name__)
@@ -66,7 +77,8 @@ class VQLPIPSWithDiscriminator(nn.Module):
     """The VQGAN first-stage loss (original parameter names and defaults).
 
     Args:
-        disc_start: global step from which the GAN terms are switched on.
+        disc_start: global step from which the GAN terms are switched on (the discriminator's
+            training; the generator's too unless `disc_warmup_steps` > 0).
         codebook_weight: weight of the quantizer loss.
         pixelloss_weight: stored as `pixel_weight` but unused, as in the original.
         disc_num_layers: PatchGAN depth (`n_layers`).
@@ -84,9 +96,14 @@ class VQLPIPSWithDiscriminator(nn.Module):
         lpips_lin_weights: explicit LPIPS linear-head file (else searched).
         lpips_pretrained: load the LPIPS weights from disk; False builds random ones (use it
             when a full checkpoint with `perceptual_loss.*` will be loaded afterwards).
+        gen_loss: generator GAN objective, `"original"` (`-mean(D(xhat))`) or
+            `"non_saturating"` (`mean(softplus(-D(xhat)))`).
+        lecam_weight: weight of the LeCAM penalty in the discriminator loss (0: off).
+        lecam_decay: EMA decay of the LeCAM anchors.
+        disc_warmup_steps: steps the discriminator trains before its loss reaches the generator.
 
     Raises:
-        ValueError: unknown `disc_loss`.
+        ValueError: unknown `disc_loss` or `gen_loss`, negative `disc_warmup_steps`.
         WeightsNotFoundError: LPIPS weights are needed but not on disk.
     """
 
@@ -107,10 +124,20 @@ class VQLPIPSWithDiscriminator(nn.Module):
         lpips_vgg_weights: str | os.PathLike | None = None,
         lpips_lin_weights: str | os.PathLike | None = None,
         lpips_pretrained: bool = True,
+        gen_loss: str = "original",
+        lecam_weight: float = 0.0,
+        lecam_decay: float = 0.999,
+        disc_warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         if disc_loss not in _D_LOSSES:
             raise ValueError(f"disc_loss must be one of {sorted(_D_LOSSES)}, got {disc_loss!r}")
+        if gen_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"gen_loss must be one of {sorted(GENERATOR_LOSSES)}, got {gen_loss!r}"
+            )
+        if disc_warmup_steps < 0:
+            raise ValueError(f"disc_warmup_steps must be >= 0, got {disc_warmup_steps}")
         self.codebook_weight = codebook_weight
         self.pixel_weight = pixelloss_weight
         self.perceptual_weight = perceptual_weight
@@ -125,7 +152,13 @@ class VQLPIPSWithDiscriminator(nn.Module):
             use_actnorm=use_actnorm,
             ndf=disc_ndf,
         ).apply(weights_init)
-        self.discriminator_iter_start = disc_start
+        self.disc_train_start = disc_start
+        self.discriminator_iter_start = disc_start + disc_warmup_steps  # generator side
+        self.gen_loss_name = gen_loss
+        self.gen_loss = GENERATOR_LOSSES[gen_loss]
+        self.lecam_weight = lecam_weight
+        if lecam_weight > 0:
+            self.lecam = LeCAM(lecam_decay)
         self.disc_loss_name = disc_loss
         self.disc_loss = _D_LOSSES[disc_loss]
         self.disc_factor = disc_factor
@@ -171,9 +204,10 @@ class VQLPIPSWithDiscriminator(nn.Module):
     def adversarial_loss(
         self, reconstructions: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Generator GAN loss `-mean(D(x_hat))` (same for hinge and vanilla)."""
+        """Generator GAN loss: `-mean(D(x_hat))` (the original's, for hinge and vanilla), or the
+        non-saturating `mean(softplus(-D(x_hat)))` with `gen_loss="non_saturating"`."""
         logits_fake = self.discriminator(self._disc_input(reconstructions, cond))
-        return -torch.mean(logits_fake)
+        return self.gen_loss(logits_fake)
 
     def calculate_adaptive_weight(
         self, nll_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor
@@ -273,25 +307,32 @@ class VQLPIPSWithDiscriminator(nn.Module):
         cond: torch.Tensor | None = None,
         split: str = "train",
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Discriminator loss `disc_factor * d_loss(D(sg[x]), D(sg[x_hat]))`.
+        """Discriminator loss `disc_factor * (d_loss(D(sg[x]), D(sg[x_hat])) + w * R_LC)`.
 
         Real and fake go through the discriminator separately (as in the original), so
-        BatchNorm statistics in training mode are per pass.
+        BatchNorm statistics in training mode are per pass. `disc_factor` is on from
+        `disc_train_start` (= `disc_start`); the LeCAM term `R_LC` only with `lecam_weight` > 0.
 
         Returns:
-            `(loss, log)` with detached `{split}/disc_loss, logits_real, logits_fake`.
+            `(loss, log)` with detached `{split}/disc_loss, logits_real, logits_fake` (and
+            `{split}/lecam_loss` with LeCAM).
         """
         logits_real = self.discriminator(self._disc_input(inputs.detach(), cond))
         logits_fake = self.discriminator(self._disc_input(reconstructions.detach(), cond))
-        disc_factor = adopt_weight(
-            self.disc_factor, global_step, threshold=self.discriminator_iter_start
-        )
-        d_loss = disc_factor * self.disc_loss(logits_real, logits_fake)
+        disc_factor = adopt_weight(self.disc_factor, global_step, threshold=self.disc_train_start)
+        d_loss = self.disc_loss(logits_real, logits_fake)
+        lecam = None
+        if self.lecam_weight > 0:
+            lecam = self.lecam(logits_real, logits_fake)
+            d_loss = d_loss + self.lecam_weight * lecam
+        d_loss = disc_factor * d_loss
         log = {
             f"{split}/disc_loss": d_loss.detach().clone(),
             f"{split}/logits_real": logits_real.detach().mean(),
             f"{split}/logits_fake": logits_fake.detach().mean(),
         }
+        if lecam is not None:
+            log[f"{split}/lecam_loss"] = lecam.detach()
         return d_loss, log
 
     def forward(

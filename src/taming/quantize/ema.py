@@ -92,6 +92,15 @@ class EMAVectorQuantizer(RemapMixin, nn.Module):
         self.embedding = EmbeddingEMA(n_embed, embedding_dim, decay, eps)
         self._init_remap(n_embed, remap, unknown_index)
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of code ids (`re_embed`)."""
+        return self.re_embed
+
+    @property
+    def embed_dim(self) -> int:
+        return self.codebook_dim
+
     def forward(self, z: torch.Tensor) -> QuantizeOutput:
         """Quantize z (B, C, H, W); updates the codebook in training mode."""
         b = z.shape[0]

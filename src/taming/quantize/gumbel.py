@@ -63,6 +63,15 @@ class GumbelQuantize(RemapMixin, nn.Module):
         self.embed = nn.Embedding(n_embed, embedding_dim)
         self._init_remap(n_embed, remap, unknown_index)
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of code ids (`re_embed`)."""
+        return self.re_embed
+
+    @property
+    def embed_dim(self) -> int:
+        return self.embedding_dim
+
     def forward(
         self, z: torch.Tensor, temp: float | None = None, return_logits: bool = False
     ) -> QuantizeOutput | tuple:

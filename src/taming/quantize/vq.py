@@ -71,6 +71,15 @@ class VectorQuantizer(RemapMixin, nn.Module):
         self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
         self._init_remap(n_e, remap, unknown_index)
 
+    @property
+    def vocab_size(self) -> int:
+        """Number of code ids (`len(used)` (+1) when remapped, else `n_e`)."""
+        return self.re_embed
+
+    @property
+    def embed_dim(self) -> int:
+        return self.e_dim
+
     def codebook_loss(self, z: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
         """Commitment + codebook loss with the configured beta placement."""
         commit = F.mse_loss(z, z_q.detach())
