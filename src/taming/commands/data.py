@@ -19,9 +19,12 @@ import argparse
 import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,8 @@ _PALETTE = np.random.default_rng(0).integers(0, 256, (256, 3)).astype(np.float32
 
 def _panel(value, size: int) -> torch.Tensor | None:
     """(3, size, size) in [-1, 1] for an image / one-hot map / depth, else None."""
+    import torch
+
     arr = np.asarray(value.numpy() if isinstance(value, torch.Tensor) else value)
     if arr.dtype.kind not in "fiub" or arr.ndim not in (2, 3):
         return None
@@ -96,6 +101,8 @@ def _panel(value, size: int) -> torch.Tensor | None:
 
 
 def _grid(samples: list[dict], path: Path, size: int = 128) -> int:
+    import torch
+
     from taming.images import make_grid
 
     panels = []

@@ -25,12 +25,14 @@ import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from taming.data.io import BadImageError
+
+if TYPE_CHECKING:  # torch loads only when a dataset is opened (the CLI builds its parser fast)
+    from torch.utils.data import Dataset
 
 logger = logging.getLogger(__name__)
 

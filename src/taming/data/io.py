@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 logger = logging.getLogger(__name__)
@@ -164,6 +163,8 @@ class BadFileTracker:
     def __init__(self, length: int, name: str = "dataset"):
         self.length = int(length)
         self.name = name
+        import torch  # here, so that importing the readers (the CLI's parser) stays torch-free
+
         self._flags = torch.zeros(max(self.length, 1), dtype=torch.uint8)  # (N,) 1 = bad
         try:
             self._flags.share_memory_()
@@ -212,4 +213,4 @@ class BadFileTracker:
     @property
     def bad_indices(self) -> list[int]:
         """Sorted indices of the examples found unreadable so far."""
-        return torch.nonzero(self._flags[: self.length]).flatten().tolist()
+        return self._flags[: self.length].nonzero().flatten().tolist()
