@@ -27,6 +27,14 @@ logger = logging.getLogger(__name__)
 FAMILIES = ("taming", "ldm", "diffusers", "llamagen", "dalle")
 
 
+def _add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="family", choices=FAMILIES, help="source family")
+    p.add_argument("-c", "--config", help="config of the checkpoint (taming / latent-diffusion)")
+    p.add_argument("--arch", help="LlamaGen architecture: VQ-8 or VQ-16")
+    p.add_argument("--prefix", default="", help="tensors-only output: keep keys under PREFIX")
+    p.add_argument("--unsafe", action="store_true", help="allow pickles that may run code")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
@@ -35,18 +43,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", help="run folder, .ckpt/.pt file, diffusers folder or dall_e folder")
     p.add_argument("dst", help="output folder (config.yaml + model.safetensors) or .safetensors")
+    # REMAINDER: `key=value` overrides may come before or after the options
     p.add_argument(
         "overrides",
-        nargs="*",
+        nargs=argparse.REMAINDER,
         metavar="key=value",
         help="LlamaGen ModelArgs overrides (lists as [a,b,c])",
     )
-    p.add_argument("--from", dest="family", choices=FAMILIES, help="source family")
-    p.add_argument("-c", "--config", help="config of the checkpoint (taming / latent-diffusion)")
-    p.add_argument("--arch", help="LlamaGen architecture: VQ-8 or VQ-16")
-    p.add_argument("--prefix", default="", help="tensors-only output: keep keys under PREFIX")
-    p.add_argument("--unsafe", action="store_true", help="allow pickles that may run code")
+    _add_options(p)
     p.set_defaults(func=run)
+
+
+def _split_overrides(args: argparse.Namespace) -> None:
+    """Options given after SRC DST land in `overrides` (REMAINDER): parse them out."""
+    from taming.config import ConfigError
+
+    opts = argparse.ArgumentParser(prog="taming convert", add_help=False)
+    _add_options(opts)
+    ns, extras = opts.parse_known_args(list(args.overrides or []))
+    for key, value in vars(ns).items():
+        if value not in (None, False, ""):
+            setattr(args, key, value)
+    bad = [e for e in extras if e.startswith("-") or "=" not in e]
+    if bad:
+        raise ConfigError(f"unrecognized arguments: {' '.join(bad)}")
+    args.overrides = extras
 
 
 def _config_and_ckpt(args: argparse.Namespace) -> tuple[Any, Path | None]:
@@ -179,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     from taming.config import instantiate_from_config
     from taming.loading import load_model_state
 
+    _split_overrides(args)
     family = detect_family(args)
     dst = Path(args.dst)
     if dst.suffix == ".safetensors" and family == "taming" and Path(args.src).is_file():
