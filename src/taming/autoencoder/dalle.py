@@ -108,7 +108,7 @@ class DalleEncoder(nn.Module):
         self.blocks = nn.Sequential(layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x.float())
+        return self.blocks(x.to(self.blocks.input.w.dtype))
 
 
 class DalleDecoder(nn.Module):
@@ -146,7 +146,7 @@ class DalleDecoder(nn.Module):
         self.output_channels = output_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x.float())
+        return self.blocks(x.to(self.blocks.input.w.dtype))
 
 
 class DalleVAE(nn.Module):
