@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from taming.sampling.pipeline import complete_image, sample_images  # noqa: E402
+from taming.pipeline import complete_image, sample_images  # noqa: E402
 from tiny_net2net import N_LABELS, build_model  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden" / "sampling.npz"

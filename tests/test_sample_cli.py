@@ -18,8 +18,7 @@ from PIL import Image
 
 from taming.cli import main
 from taming.cond import Net2NetTransformer
-from taming.sampling import sample_tokens
-from taming.sampling.pipeline import (
+from taming.pipeline import (
     SampleError,
     complete_image,
     coordinate_map,
@@ -29,6 +28,7 @@ from taming.sampling.pipeline import (
     rejection_sample,
     sample_images,
 )
+from taming.sampling import sample_tokens
 from tiny_net2net import CONFIGS, N_LABELS, build_model, model_params, tiny_gpt, tiny_vq
 
 STEP = 7

@@ -124,7 +124,7 @@ def test_the_original_loop_tells_column_offsets_apart():
 
 def test_image_level_sliding_window_equals_the_original_loop():
     """`sample_images` of a segmentation model on a 2x-wide map takes the original route."""
-    from taming.sampling.pipeline import sample_images
+    from taming.pipeline import sample_images
 
     model = build_model("seg")
     rng = torch.Generator().manual_seed(0)
