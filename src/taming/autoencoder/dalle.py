@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taming.compat.pretrained import PretrainedMixin
 from taming.quantize.base import QuantizeInfo, QuantizeOutput
 
 __all__ = ["DalleDecoder", "DalleEncoder", "DalleVAE", "map_pixels", "unmap_pixels"]
@@ -149,7 +150,7 @@ class DalleDecoder(nn.Module):
         return self.blocks(x.to(self.blocks.input.w.dtype))
 
 
-class DalleVAE(nn.Module):
+class DalleVAE(PretrainedMixin, nn.Module):
     """The dVAE as a taming first stage: `encode`, `decode`, `decode_code` on [-1, 1] images.
 
     Args:

@@ -1,8 +1,8 @@
 """`taming models`: the registry of released models and which are present locally.
 
-    taming models            # table: name, kind, present?, local folder
-    taming models --urls     # also where each is published
-    taming models --json     # machine-readable
+taming models            # table: name, kind, present?, local folder
+taming models --urls     # also where each is published
+taming models --json     # machine-readable
 """
 
 from __future__ import annotations
