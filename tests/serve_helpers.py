@@ -1,18 +1,15 @@
-"""Helpers for the web-app tests: tiny served models and a real uvicorn on a free port."""
+"""Helpers for the web-app tests: image bytes and tiny served models."""
 
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
-from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image
 
 from taming.serve import ServedModel, first_stage_info
 from taming.serve import sampling as serve_sampling
+from taming.serve.background import serve_in_thread as uvicorn_server  # noqa: F401
 
 
 def png_bytes(size=(40, 30), seed: int = 0, mode: str = "RGB", fmt: str = "PNG") -> bytes:
@@ -34,27 +31,3 @@ def served(models: dict) -> tuple[list[ServedModel], list[ServedModel]]:
         for kind, m in models.items()
     ]
     return stages, transformers
-
-
-@contextmanager
-def uvicorn_server(app):
-    """Serve `app` with uvicorn on a free 127.0.0.1 port in a thread; yields the base URL."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()

@@ -49,6 +49,7 @@ PAGE = """<!doctype html>
 
 <section id="complete">
  <h2>Complete the lower part</h2>
+ <p>with the transformer chosen under Sample; the top rows of codes are kept.</p>
  <label>image <input type="file" id="complete-file" accept="image/*"></label>
  <label>keep top <input type="number" id="complete-keep" value="0.5" step="0.05" min="0"
    max="1"></label>
