@@ -19,59 +19,14 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from serve_helpers import png_bytes, served, uvicorn_server  # noqa: E402
 from taming import images  # noqa: E402
-from taming.cond import Net2NetTransformer  # noqa: E402
 from taming.serve import Limits, create_app  # noqa: E402
 from taming.serve import sampling as serve_sampling  # noqa: E402
-
-
-def tiny_params(kind: str) -> dict:
-    vq = {
-        "target": "taming.models.vqgan.VQModel",
-        "params": {
-            "embed_dim": 8,
-            "n_embed": 32,
-            "ddconfig": {
-                "double_z": False,
-                "z_channels": 8,
-                "resolution": 16,
-                "in_channels": 3,
-                "out_ch": 3,
-                "ch": 32,
-                "ch_mult": [1, 2],
-                "num_res_blocks": 1,
-                "attn_resolutions": [],
-                "dropout": 0.0,
-            },
-            "lossconfig": None,
-        },
-    }
-    gpt = {
-        "target": "taming.modules.transformer.mingpt.GPT",
-        "params": {"vocab_size": 32, "block_size": 72, "n_layer": 1, "n_head": 2, "n_embd": 32},
-    }
-    cond = {
-        "uncond": {"cond_stage_config": "__is_unconditional__"},
-        "class": {
-            "cond_stage_config": {
-                "target": "taming.modules.util.Labelator",
-                "params": {"n_classes": 4},
-            },
-            "cond_stage_key": "class_label",
-        },
-    }[kind]
-    return {"transformer_config": gpt, "first_stage_config": vq, **cond}
+from tiny_net2net import build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models() -> dict:
-    out = {}
-    for seed, kind in enumerate(("uncond", "class")):
-        torch.manual_seed(seed)
-        model = Net2NetTransformer(**tiny_params(kind))
-        with torch.no_grad():
-            model.transformer.head.weight.mul_(40)  # a peakier distribution than the init
-        out[kind] = model.eval()
-    return out
+    return {kind: build_model(kind) for kind in ("uncond", "class", "seg")}
 
 
 @pytest.fixture(scope="module")
@@ -100,9 +55,9 @@ def test_page_and_health(client):
     for element in ("recon-file", "sample-go", "complete-go"):
         assert element in page.text
     health = client.get("/healthz").json()
-    assert health["status"] == "ok" and health["transformers"] == ["uncond", "class"]
+    assert health["status"] == "ok" and health["transformers"] == ["uncond", "class", "seg"]
     info = client.get("/api/models").json()
-    assert [t["kind"] for t in info["transformers"]] == ["unconditional", "class"]
+    assert [t["kind"] for t in info["transformers"]] == ["unconditional", "class", "segmentation"]
     assert info["first_stages"][0]["factor"] == 2 and info["first_stages"][0]["size"] == [16, 16]
 
 
@@ -240,3 +195,41 @@ def test_a_long_job_does_not_block_other_requests(models):
         t.join(60)
         assert result["r"].status_code == 200
         assert httpx.get(f"{url}/api/jobs").json()["jobs"] == []
+
+
+def test_sample_from_an_uploaded_segmentation_map(client, models, tmp_path):
+    labels = png_bytes((16, 16), seed=5, mode="L")  # label ids 0..4 (the tiny model has 5)
+    form = {"model": "seg", "seed": "4", "top_k": "10"}
+    files = {"condition": ("seg.png", labels, "image/png")}
+    got = decode(client.post("/api/sample", data=form, files=files))
+    path = tmp_path / "seg.png"
+    path.write_bytes(labels)
+    api = serve_sampling._api()
+    model = models["seg"]
+    with torch.no_grad():
+        cond = api.load_condition(model, path, size=(16, 16))  # one-hot (1, 5, 16, 16)
+        want = api.sample_images(
+            model, 1, cond, top_k=10, generator=torch.Generator().manual_seed(4)
+        )
+    assert px(got) == px(images.to_pil(want[0]))
+    r = client.post("/api/sample", data=form, files={"condition": ("x.png", b"no", "image/png")})
+    assert r.status_code == 415
+
+
+def test_load_served_reads_run_folders(tmp_path):
+    from taming.serve import load_served
+    from test_sample_cli import write_run
+
+    run = write_run(tmp_path, "class")
+    stages, transformers = load_served([str(run)], [str(run), str(run)])
+    assert [e.name for e in transformers] == [run.name, f"{run.name}-2"]
+    assert transformers[0].info == {
+        "kind": "class",
+        "n_classes": 4,
+        "size": [16, 16],
+        "factor": 2,
+        "tokens": [8, 8],
+    }
+    assert stages[0].info == {"kind": "first_stage", "factor": 2, "size": [16, 16]}
+    c = TestClient(create_app(stages, transformers))
+    assert decode(c.post("/api/sample", data={"class_label": "3", "seed": "0"})).size == (16, 16)

@@ -1,7 +1,7 @@
 """The one door from the web app to the project's image-level sampling API.
 
-Every call the app makes into sampling goes through this module, so the API's home can move
-(`taming.sampling.pipeline` -> `taming.pipeline`) with one edit here.
+Every call the app makes into sampling goes through this module (`taming.pipeline` and
+`taming.loading.load_sampling_model`), so a change of that API is one edit here.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ from torch import Tensor
 
 
 def _api() -> Any:
-    """The image-level sampling module (`taming.pipeline`; before issue 8, the old place)."""
-    try:
-        import taming.pipeline as api
-    except ImportError:  # pragma: no cover - the layout before the move
-        import taming.sampling.pipeline as api
+    """The image-level sampling package."""
+    import taming.pipeline as api
+
     return api
 
 
@@ -30,10 +28,8 @@ def sample_error() -> type[Exception]:
 
 def load_transformer(path: str | Path, device: torch.device, unsafe: bool = False) -> Any:
     """A `Net2NetTransformer` from a run folder, in eval mode."""
-    try:
-        from taming.loading import load_sampling_model
-    except ImportError:  # pragma: no cover - the layout before the move
-        load_sampling_model = _api().load_sampling_model
+    from taming.loading import load_sampling_model
+
     return load_sampling_model(path, unsafe=unsafe, device=device)[0]
 
 
