@@ -21,7 +21,18 @@ from taming import __version__
 logger = logging.getLogger("taming")
 
 # subcommand modules, in help order; a module that is missing is skipped
-COMMANDS = ("train", "sample", "reconstruct", "eval", "convert", "models", "demo", "data")
+COMMANDS = (
+    "train",
+    "sample",
+    "reconstruct",
+    "eval",
+    "convert",
+    "models",
+    "demo",
+    "data",
+    "clip",
+    "serve",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
