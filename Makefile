@@ -33,10 +33,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
+# every benchmark against the original in one run; JSON lines last (see benchmarks/run_all.py)
 bench: $(STAMP)
-	$(PY) benchmarks/bench_codec.py --json
-	$(PY) benchmarks/bench_train.py --baseline --json
-	$(PY) benchmarks/bench_sample.py --json
+	$(PY) benchmarks/run_all.py --out bench-results.jsonl
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
