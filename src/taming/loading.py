@@ -29,7 +29,7 @@ from taming.compat.checkpoint import (
     read_checkpoint,
     strip_trainer_prefix,
 )
-from taming.config import ConfigError, instantiate_from_config, load_config
+from taming.config import ConfigError, instantiate_from_config, load_config, trusted_config
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ def load(
     with_loss: bool = False,
     stage_ckpts: bool | None = None,
     unsafe: bool = False,
+    trust_config: bool = False,
     overrides: list[str] | None = None,
     device: str | torch.device = "cpu",
 ) -> nn.Module:
@@ -109,6 +110,9 @@ def load(
         stage_ckpts: read the `ckpt_path`s nested in the config (first/cond stage weights).
             Default: only when no checkpoint of the whole model is loaded (it holds them).
         unsafe: allow pickles that may run code (only for files you trust).
+        trust_config: import any `target:` the config names. By default only the allow list
+            resolves (taming's classes, the original targets, torch.nn/torch.optim classes;
+            see `taming.config`), since a config can name any callable (`os.system`).
         overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
         device: where to put the model.
     """
@@ -123,11 +127,12 @@ def load(
     if not stage_ckpts:
         model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
         drop_nested_ckpt_paths(model_cfg.get("params"))
-    model = instantiate_from_config(model_cfg, where="model")
-    if with_loss:
-        if not hasattr(model, "init_loss"):
-            raise ConfigError(f"{type(model).__name__} has no training loss to build")
-        model.init_loss()
+    with trusted_config(trust_config):
+        model = instantiate_from_config(model_cfg, where="model")
+        if with_loss:
+            if not hasattr(model, "init_loss"):
+                raise ConfigError(f"{type(model).__name__} has no training loss to build")
+            model.init_loss()
     if ckpt is not None:
         if not ckpt.is_file():
             raise CheckpointError(f"checkpoint not found: {ckpt}")
