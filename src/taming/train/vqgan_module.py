@@ -93,6 +93,7 @@ class VQGANModule(ManualOptimization):
         self.model = model
         self.model.init_loss()
         self.is_gan = hasattr(self.model.loss, "discriminator")
+        self.frozen_prefix = FROZEN_PREFIX  # left out of checkpoints
         n_codes = getattr(self.model.quantize, "re_embed", None) or self.model.n_embed
         self._codes = {split: CodebookCounter(n_codes) for split in ("train", "val", "test")}
         self.codebook: dict[str, dict[str, float]] = {}
