@@ -141,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _error(args: argparse.Namespace, e: object) -> None:
-    text = " ".join(str(e).split("\n")[0].split()) or type(e).__name__
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "Original Traceback" in str(e):
+        # re-raised from a DataLoader worker: the original error is the last line
+        last = lines[-1]
+        lines = [last.split(": ", 1)[1] if ": " in last else last]
+    text = " ".join(lines[0].split()) if lines else type(e).__name__
     print(f"taming {args.command}: error: {text}", file=sys.stderr)
 
 

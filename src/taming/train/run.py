@@ -119,7 +119,7 @@ def run_training(opts: TrainOptions) -> RunResult:
     from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
     from taming.train.build import build_callbacks, build_module
-    from taming.train.callbacks import ConfigSnapshot
+    from taming.train.callbacks import ConfigSnapshot, ProgressBar
     from taming.train.checkpointing import (
         AtomicCheckpointIO,
         LastCheckpoint,
@@ -199,6 +199,10 @@ def run_training(opts: TrainOptions) -> RunResult:
         config_snapshot=snapshot,
     )
     callbacks += list(opts.callbacks)
+    if trainer_kw.get("enable_progress_bar", True) and not any(
+        isinstance(cb, pl.callbacks.ProgressBar) for cb in callbacks
+    ):
+        callbacks.append(ProgressBar())
     loggers = build_loggers(paths.logdir, lightning_cfg.get("logger"))
     try:
         from taming.config import validate_kwargs
