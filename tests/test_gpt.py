@@ -384,3 +384,28 @@ def test_fixture_logits(compat_dir, name):
         torch.testing.assert_close(logits, expected["logits"], atol=1e-5, rtol=1e-5)
     cached = cached_logits(gpt, inputs["idx"], [1] * 64)
     torch.testing.assert_close(cached, expected["gpt_logits"], atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def test_compile_needs_a_cpp_compiler(monkeypatch):
+    monkeypatch.setattr("taming.transformer.gpt.cpp_compiler", lambda: None)
+    with pytest.raises(RuntimeError, match="C\\+\\+ compiler"):
+        make_gpt().compile_decode()
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_equals_eager():
+    """The compiled one-token step (dynamic positions: one compilation) gives the full
+    forward's logits at every position; pickling drops the compiled code."""
+    from taming.transformer.gpt import cpp_compiler
+
+    if cpp_compiler() is None:
+        pytest.skip("no C++ compiler: inductor cannot build CPU kernels here")
+    gpt = make_gpt(block=16)
+    idx = torch.randint(0, 37, (2, 16))
+    full = gpt(idx)[0].detach()
+    gpt.compile_decode()
+    torch.testing.assert_close(cached_logits(gpt, idx, [3] + [1] * 13), full)
+    assert pickle.loads(pickle.dumps(gpt))._compiled_step is None

@@ -123,6 +123,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "quantisations of the transformer's Linear weights (logits differ from fp32 by ~1e-2; "
         "kept fp32, with a warning, where a quick probe finds the format slower on this CPU)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="opt-in: torch.compile the transformer's one-token decode step (inductor; "
+        "needs a C++ compiler on CPU; compiling takes a while on the first image)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="config overrides (OmegaConf dotlist)"
@@ -163,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         use_cache=not args.no_cache,
         decode_weights=args.decode_weights,
+        compile=args.compile,
         progress=not args.no_progress,
     )
     try:

@@ -103,7 +103,8 @@ class SampleOptions:
     unsafe: bool = False
     device: str | None = None
     use_cache: bool = True
-    decode_weights: str | None = None  # "bf16"/"fp16": low-precision decode weights (opt-in)
+    decode_weights: str | None = None  # "bf16"/"fp16"/"int8": low-precision decode weights
+    compile: bool = False  # torch.compile the transformer's one-token decode step (opt-in)
     progress: bool = True
 
 
@@ -177,6 +178,11 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
     )
     if opts.decode_weights is not None:
         model.transformer.to_low_precision(opts.decode_weights)
+    if opts.compile:
+        try:
+            model.transformer.compile_decode()
+        except RuntimeError as e:  # no C++ compiler for inductor
+            raise SampleError(str(e)) from e
     f = first_stage_factor(model)
     if size is not None:
         latent_grid(model, size)

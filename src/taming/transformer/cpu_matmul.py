@@ -196,18 +196,19 @@ class DecodeLinear:
 
 def format_speed(fmt: str, shapes: list[tuple[int, int]], rows: int = 1) -> tuple[float, float]:
     """Seconds of one pass over Linears of `shapes` (`(out, in)` each) at `rows` rows,
-    `(float32, fmt)`: the fastest of 15 alternating runs on random weights (the minimum, as
-    other processes only ever add time; ~0.1-0.5 s)."""
+    `(float32, fmt)`: the least process CPU time of 15 alternating runs on random weights
+    (CPU time, and the minimum, because on a shared machine other processes only ever add
+    wall time; ~0.1-0.5 s)."""
     gen = torch.Generator().manual_seed(0)
     weights = [torch.randn(o, i, generator=gen) * 0.02 for o, i in shapes]
     xs = [torch.randn(rows, i, generator=gen) for _, i in shapes]
     sides = [[DecodeLinear([w], None, f) for w in weights] for f in (None, fmt)]
 
     def once(lins: list[DecodeLinear]) -> float:
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         for lin, x in zip(lins, xs):
             lin(x)
-        return time.perf_counter() - t0
+        return time.process_time() - t0
 
     times: list[list[float]] = [[], []]
     for lins in sides:  # warm-up (oneDNN packing, kernel selection)
