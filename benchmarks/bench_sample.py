@@ -20,7 +20,8 @@ machine: `Net2NetTransformer.sample` (full recompute per step, original attentio
 sliding window (one full 511-token forward per token; timed over `--baseline-forwards`
 forwards and multiplied by the number of tokens, since every such forward costs the same),
 plus the speed-up ratios; ours and the baseline are run alternately so that load changes hit
-both. Times are medians over repeats. `loadavg_1m` is reported because other processes on a
+both. Times are medians over repeats (wall seconds, or process CPU seconds with `--cpu-time`;
+`clock` says which). `loadavg_1m` is reported because other processes on a
 2-core machine distort 2-thread timings badly; `--parts b1,b8` etc. splits a run.
 """
 
@@ -54,13 +55,16 @@ PARTS = ("b1", "b8", "sliding16", "sliding32", "lowp", "accuracy", "uncached")
 LOW_PRECISION = ("bf16", "int8")
 
 
+CLOCK: Callable[[], float] = time.perf_counter  # `--cpu-time`: time.process_time
+
+
 def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of `repeats` calls."""
+    """Median time (wall, or process CPU with `--cpu-time`) of `repeats` calls."""
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(CLOCK() - t0)
     times.sort()
     return times[len(times) // 2]
 
@@ -186,13 +190,13 @@ def original_sample_with_past(gpt, mask, cond, steps, top_k, top_p=1.0):
 def original_sliding_forward_time(gpt, mask, n_forwards: int) -> float:
     """Seconds per token of the original sliding window: one 511-token forward + draw."""
     seq = torch.randint(0, CONFIG["vocab_size"], (1, 512))
-    t0 = time.perf_counter()
+    t0 = CLOCK()
     for _ in range(n_forwards):
         logits = original_forward(gpt, mask, seq[:, :-1])
         logits = logits[:, -256:, :].reshape(1, 16, 16, -1)[:, 8, 8, :]
         probs = F.softmax(top_k_logits(logits, TOP_K), dim=-1)
         torch.multinomial(probs, num_samples=1)
-    return (time.perf_counter() - t0) / n_forwards
+    return (CLOCK() - t0) / n_forwards
 
 
 # ------------------------------------------------------------------ main
@@ -209,6 +213,18 @@ def main() -> None:
         "--compile", action="store_true", help="also time a torch.compile'd decode step"
     )
     parser.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time process CPU seconds instead of wall seconds (for a machine loaded by "
+        "others; with --threads 1 it is the work done, whatever the waiting)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["fp32", *LOW_PRECISION],
+        default=None,
+        help="print torch.profiler's top operators (self CPU time) of 64 batch-1 steps",
+    )
+    parser.add_argument(
         "--parts",
         default=",".join(PARTS),
         help=f"comma-separated subset of {','.join(PARTS)} (to split a run over quiet periods)",
@@ -220,6 +236,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     torch.manual_seed(0)
     gpt = GPT(**CONFIG).eval()
     res: dict[str, float | str] = {}
@@ -315,10 +333,21 @@ def main() -> None:
             record("s_per_image_b1_eager_compile_run", eager_t)
             gpt.compile_decode(False)
 
+    if args.profile is not None:
+        fmt = None if args.profile == "fp32" else args.profile
+        gpt.to_low_precision(fmt, only_if_faster=False)
+        sample_tokens(gpt, cond, 8, top_k=TOP_K)  # warm-up
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            sample_tokens(gpt, cond, 64, top_k=TOP_K)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        gpt.to_low_precision(None)
+
     if args.baseline and "uncached" in parts:
         t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)
         record("baseline_uncached_s_per_image_b1", t)
 
+    res["clock"] = "cpu" if args.cpu_time else "wall"
+    res["threads"] = args.threads
     res["loadavg_1m"] = round(os.getloadavg()[0], 2)  # > 0 means other processes competed
     if args.json:
         print(json.dumps(res))
