@@ -29,26 +29,7 @@ from taming.pipeline import (
     sample_images,
 )
 from taming.sampling import sample_tokens
-from tiny_net2net import CONFIGS, N_LABELS, build_model, model_params, tiny_gpt, tiny_vq
-
-STEP = 7
-
-
-def write_run(root: Path, kind: str) -> Path:
-    """A run folder with a random tiny model of `kind` (uncond, class, seg)."""
-    params = model_params(kind)
-    cfg = {
-        "model": {"target": "taming.models.cond_transformer.Net2NetTransformer", "params": params}
-    }
-    run = root / f"2026-01-01T00-00-00_{kind}"
-    (run / "configs").mkdir(parents=True)
-    (run / "checkpoints").mkdir()
-    (run / "configs" / "2026-01-01T00-00-00-project.yaml").write_text(yaml.safe_dump(cfg))
-    model = build_model(kind)
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    ckpt = {"state_dict": state, "global_step": STEP, "taming": {"step_count": STEP}}
-    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
-    return run
+from tiny_net2net import CONFIGS, N_LABELS, STEP, tiny_gpt, tiny_vq, write_run
 
 
 @pytest.fixture(scope="module")
