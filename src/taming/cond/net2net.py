@@ -41,6 +41,7 @@ from taming.compat.checkpoint import (
     read_state_dict,
     strip_trainer_prefix,
 )
+from taming.compat.pretrained import PretrainedMixin
 from taming.cond.generation import Net2NetSampling
 from taming.cond.stages import SOSProvider
 from taming.config import ConfigError, instantiate_from_config, to_container
@@ -55,7 +56,7 @@ __all__ = ["Net2NetTransformer"]
 _IDENTITY_PERMUTER = {"target": "taming.modules.transformer.permuter.Identity"}
 
 
-class Net2NetTransformer(Net2NetSampling, nn.Module):
+class Net2NetTransformer(PretrainedMixin, Net2NetSampling, nn.Module):
     """Conditional autoregressive transformer over first-stage codes.
 
     Args:
