@@ -96,6 +96,7 @@ def test_non_finite_resume_keeps_the_finite_last_ckpt(tmp_path, good_run):
     assert taming.load(run) is not None and finite_checkpoint(last)
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_counts_and_stops_after_n(tmp_path, good_run, capsys, caplog):
     run = copy_run(good_run, tmp_path)
     last = run / "checkpoints" / "last.ckpt"
@@ -137,6 +138,7 @@ def test_learning_rate_override_on_resume_takes_effect(tmp_path, good_run, caplo
     assert any("replaces the checkpoint's 2.00e-04" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow
 def test_resume_from_another_architecture_is_one_line(tmp_path, good_run):
     cfg = next((good_run / "configs").glob("*-project.yaml"))
     ckpt = good_run / "checkpoints" / "last.ckpt"
@@ -232,6 +234,7 @@ def _mount_tmpfs(path: Path, options: str) -> bool:
     return proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_read_only_log_dir_is_one_line(tmp_path):
     cfg = tiny_config(tmp_path / "tiny.yaml", make_images(tmp_path / "imgs", n=2))
     logs = tmp_path / "ro"
