@@ -177,3 +177,27 @@ def test_clip_cli_missing_clip_is_one_line(vq_run, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CLIP model not found" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["gumbel", "fsq"])
+def test_other_first_stages_are_guided(clip_dir, kind):
+    from taming.autoencoder import GumbelVQ
+    from taming.clip import GuideSettings, guide_latents
+
+    params = tiny_vq_params()
+    torch.manual_seed(2)
+    if kind == "gumbel":  # the latents are code logits
+        model = GumbelVQ(**params)
+    else:  # a modern quantizer through quantizer_config (straight-through rounding)
+        del params["n_embed"], params["embed_dim"]
+        fsq = {"target": "taming.quantize.FSQ", "params": {"levels": [5, 5, 5]}}
+        model = VQModel(**params, quantizer_config=fsq)
+    perceptor = load_clip(clip_dir)
+    targets = perceptor.encode_text(["a red bird"])
+    settings = GuideSettings(steps=3, size=(16, 16), lr=0.3, cutouts=4, eval_cutouts=4)
+    steps = list(guide_latents(model, perceptor, targets, torch.ones(1), settings))
+    assert [s.step for s in steps] == [0, 1, 2, 3]
+    first, last = steps[0], steps[-1]
+    assert first.image.shape == last.image.shape == (1, 3, 16, 16)
+    assert math.isfinite(first.eval_loss) and math.isfinite(last.eval_loss)
+    assert not torch.equal(first.image, last.image)  # the gradient reached the latents
