@@ -33,10 +33,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
+# every benchmark against the original in one run; JSON lines last (see benchmarks/run_all.py)
 bench: $(STAMP)
-	$(PY) benchmarks/bench_codec.py --json
-	$(PY) benchmarks/bench_train.py --baseline --json
-	$(PY) benchmarks/bench_sample.py --json
+	$(PY) benchmarks/run_all.py --out bench-results.jsonl
 
 # headless-browser test of `taming serve`: Debian's chromium + Playwright's Python package
 # (its bundled driver; no browser download). Needs root or sudo for apt-get.
