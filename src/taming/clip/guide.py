@@ -170,7 +170,7 @@ def guide_latents(
         loss.backward()
         opt.step()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"CLIP loss is {float(loss)} at step {step}; lower --lr")
+            raise ConfigError(f"CLIP loss is {float(loss)} at step {step}; lower --lr")
         last = step == settings.steps
         if not (last or (settings.frame_every and step % settings.frame_every == 0)):
             yield GuideStep(step, None, float(loss.detach()))
