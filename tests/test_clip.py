@@ -128,8 +128,17 @@ def test_missing_clip_names_what_to_fetch(tmp_path):
         load_clip(tmp_path / "no-such-clip")
 
 
+def write_png(path: Path, hw: tuple[int, int], seed: int) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    arr = torch.randint(0, 256, (*hw, 3), generator=g, dtype=torch.uint8).numpy()
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def test_clip_cli_guides_tiny_vqgan(clip_dir, vq_run, tmp_path, capsys):
     out = tmp_path / "out"
+    init = write_png(tmp_path / "init.png", (40, 50), 0)  # center-cropped to the size
+    style = write_png(tmp_path / "style.png", (20, 20), 1)
     argv = [
         "clip",
         "a red bird|blur:-0.5",
@@ -156,11 +165,16 @@ def test_clip_cli_guides_tiny_vqgan(clip_dir, vq_run, tmp_path, capsys):
         "cpu",
         "--no-progress",
         "--json",
+        "--init",
+        str(init),
+        "--image-prompt",
+        f"{style}:0.5",
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(printed[-1])
     assert summary["clip_loss_last"] < summary["clip_loss_first"], summary
+    assert summary["prompts"] == [["a red bird", 1.0], ["blur", -0.5], [str(style), 0.5]]
     frames = sorted(p.name for p in (out / "frames").glob("*.png"))
     assert frames == [f"{s:06d}.png" for s in (0, 5, 10, 15, 20)]
     with Image.open(out / "final.png") as im:
