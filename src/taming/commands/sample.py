@@ -143,10 +143,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--decode-weights",
-        choices=["bf16", "fp16"],
+        choices=["bf16", "fp16", "int8"],
         default=None,
-        help="opt-in: cached sampling multiplies with bf16/fp16 copies of the transformer's "
-        "Linear weights (faster on CPU; logits differ from fp32 by ~1e-2; default fp32)",
+        help="opt-in: cached sampling multiplies with bf16/fp16 copies or per-channel int8 "
+        "quantisations of the transformer's Linear weights (logits differ from fp32 by ~1e-2; "
+        "kept fp32, with a warning, where a quick probe finds the format slower on this CPU)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="opt-in: torch.compile the transformer's one-token decode step (inductor; "
+        "needs a C++ compiler on CPU; compiling takes a while on the first image)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -192,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         use_cache=not args.no_cache,
         decode_weights=args.decode_weights,
+        compile=args.compile,
         progress=not args.no_progress,
     )
     try:

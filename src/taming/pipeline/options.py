@@ -91,7 +91,8 @@ class SampleOptions:
     unsafe: bool = False
     device: str | None = None
     use_cache: bool = True
-    decode_weights: str | None = None  # "bf16"/"fp16": low-precision decode weights (opt-in)
+    decode_weights: str | None = None  # "bf16"/"fp16"/"int8": low-precision decode weights
+    compile: bool = False  # torch.compile the transformer's one-token decode step (opt-in)
     overwrite: bool = False
     max_tokens: int = 65536  # tokens per image
     max_decode_gib: float = 16.0  # estimated decoder memory per batch

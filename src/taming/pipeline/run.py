@@ -82,6 +82,11 @@ class _Run:
         )
         if opts.decode_weights is not None:
             self.model.transformer.to_low_precision(opts.decode_weights)
+        if opts.compile:
+            try:
+                self.model.transformer.compile_decode()
+            except RuntimeError as e:  # no C++ compiler for inductor
+                raise SampleError(str(e)) from e
         self.f = self.model.first_stage_factor
         if opts.cfg_scale != 1.0 and self.model.condition_kind == "none":
             raise SampleError("--cfg-scale needs a conditional model; this one is unconditional")
@@ -117,6 +122,7 @@ class _Run:
             "cfg_scale": o.cfg_scale,
             "use_cache": o.use_cache,
             "decode_weights": o.decode_weights or "fp32",
+            "compile": o.compile,
             "seed": o.seed,
             "classes": self.classes,
             "condition": o.condition,
