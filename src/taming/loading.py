@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from taming.autoencoder.inference import prepare_first_stage
 from taming.compat.checkpoint import (
     CheckpointError,
     load_state_dict_strict,
@@ -191,6 +192,8 @@ def load(
     unsafe: bool = False,
     overrides: list[str] | None = None,
     device: str | torch.device = "cpu",
+    dtype: str | None = None,
+    compile: bool = False,
 ) -> nn.Module:
     """Build a model from a config, run folder or checkpoint and load its weights; returns it
     in eval mode.
@@ -207,6 +210,9 @@ def load(
         unsafe: allow pickles that may run code (only for files you trust).
         overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
         device: where to put the model (`"cpu"`, `"cuda"`, a `torch.device`).
+        dtype: `"bf16"` runs the VQGAN encoders/decoders in bfloat16 (opt-in, inference;
+            see `taming.autoencoder.inference`); default fp32.
+        compile: `torch.compile` the VQGAN encoders/decoders (opt-in; needs a C++ compiler).
     """
     files = resolve_model_files(config_path_or_run_dir, ckpt_path)
     model, _ = _build(
@@ -216,7 +222,7 @@ def load(
         stage_ckpts=stage_ckpts,
         unsafe=unsafe,
     )
-    return model.to(device).eval()
+    return prepare_first_stage(model.to(device).eval(), dtype, compile)
 
 
 def load_sampling_model(

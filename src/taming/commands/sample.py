@@ -122,6 +122,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="opt-in: cached sampling multiplies with bf16/fp16 copies of the transformer's "
         "Linear weights (faster on CPU; logits differ from fp32 by ~1e-2; default fp32)",
     )
+    p.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="opt-in: run the VQGAN decoder in bf16 (CPUs with native bf16; default fp32)",
+    )
+    p.add_argument("--compile", action="store_true", help="opt-in: torch.compile the VQGAN decoder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="config overrides (OmegaConf dotlist)"
@@ -162,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         use_cache=not args.no_cache,
         decode_weights=args.decode_weights,
+        first_stage_dtype=args.dtype,
+        compile_first_stage=args.compile,
         progress=not args.no_progress,
     )
     try:

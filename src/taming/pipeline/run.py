@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from taming.autoencoder.inference import prepare_first_stage
 from taming.images import make_grid, save_images, to_pil
 from taming.loading import load_sampling_model
 from taming.pipeline.completion import complete_image
@@ -104,6 +105,8 @@ class SampleOptions:
     device: str | None = None
     use_cache: bool = True
     decode_weights: str | None = None  # "bf16"/"fp16": low-precision decode weights (opt-in)
+    first_stage_dtype: str | None = None  # "bf16": VQGAN decoder in bf16 (opt-in, h3)
+    compile_first_stage: bool = False  # torch.compile the VQGAN encoder/decoder (opt-in)
     progress: bool = True
 
 
@@ -177,6 +180,7 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
     )
     if opts.decode_weights is not None:
         model.transformer.to_low_precision(opts.decode_weights)
+    prepare_first_stage(model, opts.first_stage_dtype, opts.compile_first_stage)
     f = first_stage_factor(model)
     if size is not None:
         latent_grid(model, size)
@@ -216,6 +220,8 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         name += f"_rejection_{_fmt(opts.acceptance)}"
     if opts.decode_weights is not None:
         name += f"_{opts.decode_weights}"
+    if opts.first_stage_dtype not in (None, "fp32"):
+        name += f"_first_stage_{opts.first_stage_dtype}"
     base_dir = Path(opts.outdir) if opts.outdir else (run_dir or Path("."))
     folder = base_dir / "samples" / name / str(step)
     if opts.complete is not None:
@@ -247,6 +253,7 @@ def run_sampling(opts: SampleOptions) -> SampleResult:
         "temperature": opts.temperature,
         "cfg_scale": opts.cfg_scale,
         "decode_weights": opts.decode_weights or "fp32",
+        "first_stage_dtype": opts.first_stage_dtype or "fp32",
         "seed": opts.seed,
         "device": str(device),
         "factor": f,
