@@ -145,3 +145,21 @@ def test_compiled_decoder_matches_eager():
         out = compiled.decode(quant)
         ref = eager.decode(quant)
     assert rel(out, ref) < 1e-5
+
+
+def test_inference_conv_weights_follow_changes():
+    """The cached channels-last conv weights (taming.modules.fast) track in-place updates
+    and loaded state dicts, and never enter the state dict."""
+    model, other = small_model(0), small_model(1)
+    quant = torch.randn(2, 16, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        model.decode(quant)  # fills the caches
+    assert "_weight_cl_cache" not in "".join(model.state_dict())
+    with torch.no_grad():
+        model.decoder.conv_in.weight.mul_(1.5)  # an optimizer-like in-place update
+    for _ in range(2):
+        with torch.inference_mode():
+            out = model.decode(quant)
+        ref = OriginalCodec.from_vqmodel(model).double()
+        assert rel(out, ref.decoder(ref.post_quant_conv(quant.double()))) < 1e-5
+        model.load_state_dict(other.state_dict())
