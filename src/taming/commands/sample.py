@@ -152,8 +152,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="opt-in: torch.compile the transformer's one-token decode step (inductor; "
-        "needs a C++ compiler on CPU; compiling takes a while on the first image)",
+        help="opt-in: torch.compile the transformer's one-token decode step and the VQGAN "
+        "decoder (inductor; needs a C++ compiler on CPU; compiling takes a while at first)",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="opt-in: run the VQGAN decoder in bf16 (CPUs with native bf16; default fp32)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
@@ -200,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         decode_weights=args.decode_weights,
         compile=args.compile,
+        first_stage_dtype=args.dtype,
         progress=not args.no_progress,
     )
     try:

@@ -92,7 +92,8 @@ class SampleOptions:
     device: str | None = None
     use_cache: bool = True
     decode_weights: str | None = None  # "bf16"/"fp16"/"int8": low-precision decode weights
-    compile: bool = False  # torch.compile the transformer's one-token decode step (opt-in)
+    compile: bool = False  # torch.compile the GPT's decode step and the VQGAN (opt-in)
+    first_stage_dtype: str | None = None  # "bf16": the VQGAN decoder in bf16 (opt-in)
     overwrite: bool = False
     max_tokens: int = 65536  # tokens per image
     max_decode_gib: float = 16.0  # estimated decoder memory per batch
@@ -181,6 +182,8 @@ def settings_name(opts: SampleOptions, size: tuple[int, int] | None) -> str:
         name += f"_rejection_{_fmt(opts.acceptance)}"
     if opts.decode_weights is not None:
         name += f"_{opts.decode_weights}"
+    if opts.first_stage_dtype not in (None, "fp32"):
+        name += f"_first_stage_{opts.first_stage_dtype}"
     if size is not None:
         name += f"_{size[0]}x{size[1]}"
     return name

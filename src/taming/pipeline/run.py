@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from taming.autoencoder.inference import prepare_first_stage
 from taming.images import make_grid, save_images, to_pil
 from taming.loading import load_sampling_model
 from taming.pipeline.completion import complete_image, known_mask
@@ -87,6 +88,7 @@ class _Run:
                 self.model.transformer.compile_decode()
             except RuntimeError as e:  # no C++ compiler for inductor
                 raise SampleError(str(e)) from e
+        prepare_first_stage(self.model, opts.first_stage_dtype, opts.compile)
         self.f = self.model.first_stage_factor
         if opts.cfg_scale != 1.0 and self.model.condition_kind == "none":
             raise SampleError("--cfg-scale needs a conditional model; this one is unconditional")
@@ -123,6 +125,7 @@ class _Run:
             "use_cache": o.use_cache,
             "decode_weights": o.decode_weights or "fp32",
             "compile": o.compile,
+            "first_stage_dtype": o.first_stage_dtype or "fp32",
             "seed": o.seed,
             "classes": self.classes,
             "condition": o.condition,
