@@ -18,8 +18,7 @@ from PIL import Image
 
 from taming.cli import main
 from taming.cond import Net2NetTransformer
-from taming.sampling import sample_tokens
-from taming.sampling.pipeline import (
+from taming.pipeline import (
     SampleError,
     complete_image,
     coordinate_map,
@@ -29,69 +28,15 @@ from taming.sampling.pipeline import (
     rejection_sample,
     sample_images,
 )
+from taming.sampling import sample_tokens
+from tiny_net2net import CONFIGS, N_LABELS, build_model, model_params, tiny_gpt, tiny_vq
 
 STEP = 7
 
 
-def tiny_vq(in_channels: int = 3, target: str = "taming.models.vqgan.VQModel", **extra) -> dict:
-    params = {
-        "embed_dim": 8,
-        "n_embed": 32,
-        "ddconfig": {
-            "double_z": False,
-            "z_channels": 8,
-            "resolution": 16,
-            "in_channels": in_channels,
-            "out_ch": in_channels,
-            "ch": 32,
-            "ch_mult": [1, 2],
-            "num_res_blocks": 1,
-            "attn_resolutions": [],
-            "dropout": 0.0,
-        },
-        "lossconfig": {"target": "taming.modules.losses.DummyLoss"},
-        **extra,
-    }
-    return {"target": target, "params": params}
-
-
-def tiny_gpt(block_size: int = 72) -> dict:
-    return {
-        "target": "taming.modules.transformer.mingpt.GPT",
-        "params": {
-            "vocab_size": 32,
-            "block_size": block_size,
-            "n_layer": 1,
-            "n_head": 2,
-            "n_embd": 32,
-        },
-    }
-
-
-N_LABELS = 5
-CONFIGS = {
-    "uncond": {"cond_stage_config": "__is_unconditional__"},
-    "class": {
-        "cond_stage_config": {
-            "target": "taming.modules.util.Labelator",
-            "params": {"n_classes": 4},
-        },
-        "cond_stage_key": "class_label",
-        "cond_drop_prob": 0.1,
-    },
-    "seg": {
-        "cond_stage_config": tiny_vq(
-            N_LABELS, "taming.models.vqgan.VQSegmentationModel", n_labels=N_LABELS
-        ),
-        "cond_stage_key": "segmentation",
-        "transformer_config": tiny_gpt(block_size=128),
-    },
-}
-
-
 def write_run(root: Path, kind: str) -> Path:
     """A run folder with a random tiny model of `kind` (uncond, class, seg)."""
-    params = {"transformer_config": tiny_gpt(), "first_stage_config": tiny_vq(), **CONFIGS[kind]}
+    params = model_params(kind)
     cfg = {
         "model": {"target": "taming.models.cond_transformer.Net2NetTransformer", "params": params}
     }
@@ -99,10 +44,7 @@ def write_run(root: Path, kind: str) -> Path:
     (run / "configs").mkdir(parents=True)
     (run / "checkpoints").mkdir()
     (run / "configs" / "2026-01-01T00-00-00-project.yaml").write_text(yaml.safe_dump(cfg))
-    torch.manual_seed({"uncond": 0, "class": 1, "seg": 2}[kind])
-    model = Net2NetTransformer(**params)
-    with torch.no_grad():  # a peakier, input-dependent distribution than the 0.02 init
-        model.transformer.head.weight.mul_(40)
+    model = build_model(kind)
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     ckpt = {"state_dict": state, "global_step": STEP, "taming": {"step_count": STEP}}
     torch.save(ckpt, run / "checkpoints" / "last.ckpt")

@@ -31,6 +31,7 @@ from taming.compat.checkpoint import (
     read_state_dict,
     strip_trainer_prefix,
 )
+from taming.compat.pretrained import PretrainedMixin
 from taming.config import ConfigError, instantiate_from_config, to_container, validate_kwargs
 from taming.quantize.base import QuantizeOutput
 from taming.quantize.ema import EMAVectorQuantizer
@@ -91,7 +92,7 @@ def _configured_quantizer(
     return quantizer
 
 
-class VQModel(nn.Module):
+class VQModel(PretrainedMixin, nn.Module):
     """Vector-quantised autoencoder (the VQGAN generator).
 
     Args:

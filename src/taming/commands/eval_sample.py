@@ -29,14 +29,11 @@ from taming.commands.eval import (
 
 
 def _sampling_api() -> Any:
-    """The image-level sampling API (`sample_images`, `rejection_sample`, `load_scorer`).
+    """The image-level sampling API (`sample_images`, `rejection_sample`, `load_scorer`),
+    imported when the command runs (the parser imports no torch)."""
+    import taming.pipeline
 
-    The ONE import of it in this command, isolated here: the module is moving to
-    `taming.pipeline`; repoint this line when it does.
-    """
-    from taming.sampling import pipeline
-
-    return pipeline
+    return taming.pipeline
 
 
 def _class_seed(seed: int, key: int | None) -> int:

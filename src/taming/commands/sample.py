@@ -131,7 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from taming.config import ConfigError
-    from taming.sampling.pipeline import SampleError, SampleOptions, run_sampling
+    from taming.pipeline import SampleError, SampleOptions, run_sampling
 
     for item in args.overrides:
         if "=" not in item:

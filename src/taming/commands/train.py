@@ -141,6 +141,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="write checkpoints/last.ckpt every N steps (default 500)",
     )
+    p.add_argument(
+        "--allow-extra-keys",
+        action="store_true",
+        help="accept unknown keys in the config's fixed sections (your own sections)",
+    )
+    p.add_argument(
+        "--skip-nonfinite",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip batches with a NaN/Inf loss or gradient (at most N, then stop); default: "
+        "stop at the first",
+    )
     g = p.add_argument_group("trainer options (override lightning.trainer)")
     for flag, (typ, text) in TRAINER_FLAGS.items():
         g.add_argument(f"--{flag}", type=typ, default=None, help=text)
@@ -183,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         project=args.project,
         trainer={k: getattr(args, k) for k in TRAINER_FLAGS if k != "resume_from_checkpoint"},
         save_every=args.save_every,
+        allow_extra_keys=args.allow_extra_keys,
+        skip_nonfinite=args.skip_nonfinite,
     )
     result = run_training(opts)
     if result.trainer is not None and result.trainer.is_global_zero:

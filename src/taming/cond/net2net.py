@@ -38,6 +38,7 @@ from taming.compat.checkpoint import (
     read_state_dict,
     strip_trainer_prefix,
 )
+from taming.compat.pretrained import PretrainedMixin
 from taming.cond.stages import SOSProvider
 from taming.config import ConfigError, instantiate_from_config, to_container
 from taming.runref import resolve_net2net_configs
@@ -51,7 +52,7 @@ __all__ = ["Net2NetTransformer"]
 _IDENTITY_PERMUTER = {"target": "taming.modules.transformer.permuter.Identity"}
 
 
-class Net2NetTransformer(nn.Module):
+class Net2NetTransformer(PretrainedMixin, nn.Module):
     """Conditional autoregressive transformer over first-stage codes.
 
     Args:

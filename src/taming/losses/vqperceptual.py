@@ -46,7 +46,37 @@ from taming.losses.lpips import LPIPS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VQLPIPSWithDiscriminator", "adopt_weight", "hinge_d_loss", "vanilla_d_loss"]
+__all__ = [
+    "VQLPIPSWithDiscriminator",
+    "adopt_weight",
+    "generator_log",
+    "hinge_d_loss",
+    "vanilla_d_loss",
+]
+
+
+def generator_log(
+    split: str,
+    total: torch.Tensor,
+    codebook_loss: torch.Tensor,
+    nll_loss: torch.Tensor,
+    rec_loss: torch.Tensor,
+    p_loss: torch.Tensor,
+    d_weight: torch.Tensor,
+    disc_factor: float,
+    g_loss: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The generator's detached log dict (the original's keys), built in one place."""
+    return {
+        f"{split}/total_loss": total.detach().clone(),
+        f"{split}/quant_loss": codebook_loss.detach().mean(),
+        f"{split}/nll_loss": nll_loss.detach(),
+        f"{split}/rec_loss": rec_loss.detach().mean(),
+        f"{split}/p_loss": p_loss.detach().mean(),
+        f"{split}/d_weight": d_weight.detach(),
+        f"{split}/disc_factor": torch.tensor(float(disc_factor), device=nll_loss.device),
+        f"{split}/g_loss": g_loss.detach(),
+    }
 
 
 def adopt_weight(weight: float, global_step: int, threshold: int = 0, value: float = 0.0) -> float:
@@ -274,16 +304,9 @@ class VQLPIPSWithDiscriminator(nn.Module):
         )
         q_loss = codebook_loss.mean()
         loss = nll_loss + d_weight * disc_factor * g_loss + self.codebook_weight * q_loss
-        log = {
-            f"{split}/total_loss": loss.detach().clone(),
-            f"{split}/quant_loss": codebook_loss.detach().mean(),
-            f"{split}/nll_loss": nll_loss.detach(),
-            f"{split}/rec_loss": rec_loss.detach().mean(),
-            f"{split}/p_loss": p_loss.detach().mean(),
-            f"{split}/d_weight": d_weight.detach(),
-            f"{split}/disc_factor": torch.tensor(float(disc_factor), device=nll_loss.device),
-            f"{split}/g_loss": g_loss.detach(),
-        }
+        log = generator_log(
+            split, loss, codebook_loss, nll_loss, rec_loss, p_loss, d_weight, disc_factor, g_loss
+        )
         return loss, log
 
     def _adaptive_weight_or_zero(
