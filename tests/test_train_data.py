@@ -103,3 +103,35 @@ def test_folder_presets_build(name, photos):
         factor
         == {"folder_small.yaml": 4, "folder_vqgan.yaml": 16, "folder_f8.yaml": 8}[Path(name).name]
     )
+
+
+def test_own_photos_training_half_in_process(photos, tmp_path, monkeypatch, capsys):
+    """Fast end-to-end variant (the full one is tests/test_readme.py, slow): the documented
+    flags only, one step each; the transformer's first stage carries the tokenizer run's
+    weights, and its sizes follow that run."""
+    import torch
+
+    import taming
+    from taming.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models on shared cores
+    try:
+        vq = ["train", "-b", SMALL, "--data", "photos", "--max_steps", "1", "-n", "vq"]
+        assert main([*vq, "--no-test"]) == 0
+        [vq_run] = sorted(Path("logs").glob("*_vq"))
+        gpt = ["train", "-b", GPT_SMALL, "--first-stage", str(vq_run), "--data", "photos"]
+        assert main([*gpt, "--max_steps", "1", "-n", "gpt", "--no-test"]) == 0
+        [gpt_run] = sorted(Path("logs").glob("*_gpt"))
+        model = taming.load(gpt_run)
+        tokenizer = taming.load(vq_run)
+    finally:
+        torch.set_num_threads(threads)
+    assert model.transformer.vocab_size == 256 and model.transformer.block_size == 256
+    for (name, p), (name2, q) in zip(
+        model.first_stage_model.state_dict().items(), tokenizer.state_dict().items(), strict=True
+    ):
+        assert name == name2 and torch.equal(p, q), name
+    with pytest.raises(ConfigError, match="needs --data"):
+        overrides_from_flags([GPT_SMALL], val_data="photos")
