@@ -120,3 +120,16 @@ def test_expand_run_refs_saves_the_original_form(run):
     again = OmegaConf.create(OmegaConf.to_container(cfg.model))
     expand_run_refs(again)  # idempotent: the expanded config agrees with its run
     assert again == cfg.model
+
+
+def test_vq_cond_stage_named_by_its_run(run):
+    model = Net2NetTransformer(
+        transformer_config=GPT,
+        first_stage_config={"run": str(run)},
+        cond_stage_config={"run": str(run)},
+        cond_stage_key="image",
+    )
+    assert model.transformer.vocab_size == 64
+    assert model.transformer.block_size == 64 + 64 - 1  # 8x8 cond codes + 8x8 image codes - 1
+    w = model.cond_stage_model.quantize.embedding.weight
+    assert torch.equal(w, model.first_stage_model.quantize.embedding.weight)
