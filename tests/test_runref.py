@@ -133,3 +133,23 @@ def test_vq_cond_stage_named_by_its_run(run):
     assert model.transformer.block_size == 64 + 64 - 1  # 8x8 cond codes + 8x8 image codes - 1
     w = model.cond_stage_model.quantize.embedding.weight
     assert torch.equal(w, model.first_stage_model.quantize.embedding.weight)
+
+
+def test_first_stage_flag_on_an_original_form_config(run):
+    """`--first-stage` with a config that states its first stage (the issue's case: only
+    ckpt_path pointed at the run): the run's checkpoint is used and the stated architecture is
+    checked against the run's, naming both configs."""
+    from taming.commands.train_data import overrides_from_flags
+
+    base = [str(Path(__file__).parents[1] / "configs/transformer/skimage_demo_transformer.yaml")]
+    ov = overrides_from_flags(base, first_stage=str(run))
+    assert f'model.params.first_stage_config.params.ckpt_path="{run}/checkpoints/last.ckpt"' in ov
+    assert "data.params.train.params.size=32" in ov  # the run's image size (ddconfig.resolution)
+    cfg = load_config(base, ov)
+    with pytest.raises(ConfigError) as info:
+        expand_run_refs(cfg.model, source=base[0])
+    msg = str(info.value)
+    assert "skimage_demo_transformer.yaml" in msg and "2026-01-01T00-00-00-project.yaml" in msg
+    other = {"run": str(run), "params": {"ckpt_path": "elsewhere/last.ckpt"}}
+    with pytest.raises(ConfigError, match="not a checkpoint of the run"):
+        resolve_stage_config(other, "first_stage_config")

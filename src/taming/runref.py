@@ -170,6 +170,12 @@ def _resolve_stage(config: Any, where: str, source: str) -> tuple[Any, RunRef | 
     ckpt = params.get("ckpt_path")
     if config.get("run") is not None:
         run = read_run(config["run"], where=f"{where}.run")
+        owner = find_run(ckpt) if ckpt is not None else None
+        if ckpt is not None and (owner is None or owner.resolve() != run.folder.resolve()):
+            raise ConfigError(
+                f"{where}.params.ckpt_path: {ckpt} in {source} is not a checkpoint of the run "
+                f"{run.folder} that {where}.run names; drop one of them"
+            )
     elif ckpt is not None and find_run(ckpt) is not None:
         run = read_run(ckpt, where=f"{where}.params.ckpt_path")
     elif "run" in config and "target" not in config:

@@ -12,9 +12,11 @@ own `key=value` overrides, so those still win:
   `taming.data.folder.split_paths`);
 - `--val-data DIR`: validation reads DIR and training all of `--data` (no split);
 - `--first-stage RUN`: `model.params.first_stage_config.run=RUN` (architecture and weights from
-  the run, see `taming.runref`) and the data size of both splits set to the run's image size.
+  the run, see `taming.runref`; a config of the original form, with `ckpt_path`, gets the run's
+  `last.ckpt` there and its stated architecture is checked against the run's) and the data
+  size of the splits set to the run's image size.
 
-The flags need a config whose data splits are `taming.data.folder.ImageFolderDataset` (the
+`--data` needs a config whose data splits are `taming.data.folder.ImageFolderDataset` (the
 `configs/*/folder_*.yaml` presets); another config is a one-line error naming the key.
 """
 
@@ -55,8 +57,9 @@ def _value(v: Any) -> str:
     return json.dumps(v)  # a YAML scalar: paths stay strings ("123", "null", spaces, quotes)
 
 
-def _data_splits(base: list[str], flag: str) -> dict[str, dict]:
-    """The data splits of the base configs, checked to be image folders (empty: no base)."""
+def _data_splits(base: list[str], flag: str | None) -> dict[str, dict]:
+    """The data splits of the base configs (empty: no base), checked to be image folders when
+    `flag` (the flag that needs them to be) is given."""
     if not base:
         return {}
     cfg = to_container(load_config(base))
@@ -64,7 +67,7 @@ def _data_splits(base: list[str], flag: str) -> dict[str, dict]:
     splits = {s: data[s] for s in _SPLITS if isinstance(data.get(s), dict)}
     from taming.compat.targets import LEGACY_TARGETS
 
-    for name, split in splits.items():
+    for name, split in splits.items() if flag else ():
         target = LEGACY_TARGETS.get(split.get("target"), split.get("target"))
         if target != _FOLDER:
             raise ConfigError(
@@ -95,7 +98,7 @@ def overrides_from_flags(
     out: list[str] = []
     if data is None and first_stage is None:
         return out
-    splits = _data_splits(base, "--data" if data is not None else "--first-stage")
+    splits = _data_splits(base, "--data" if data is not None else None)
     present = list(splits) if base else list(_SPLITS)
     if data is not None:
         train = "data.params.train.params"
@@ -114,6 +117,7 @@ def overrides_from_flags(
     if first_stage is not None:
         from taming.runref import read_run, run_image_size
 
+        stage: dict = {}
         if base:
             model = to_container(load_config(base)).get("model") or {}
             if "first_stage_config" not in (model.get("params") or {}):
@@ -121,9 +125,15 @@ def overrides_from_flags(
                     f"--first-stage: {base[-1]} is not a transformer config (no "
                     "model.params.first_stage_config); see configs/transformer/folder_small.yaml"
                 )
+            stage = model["params"]["first_stage_config"] or {}
         run = read_run(first_stage, where="--first-stage")
         out += [f"model.params.first_stage_config.run={_value(first_stage)}"]
+        if (stage.get("params") or {}).get("ckpt_path") is not None:  # original form
+            if run.ckpt is None:
+                raise ConfigError(f"--first-stage: {run.folder} has no checkpoints/last.ckpt yet")
+            out += [f"model.params.first_stage_config.params.ckpt_path={_value(str(run.ckpt))}"]
         size = run_image_size(run)
+        sized = [s for s in present if not splits or "size" in (splits[s].get("params") or {})]
         if size is not None:
-            out += [f"data.params.{s}.params.size={int(size)}" for s in present]
+            out += [f"data.params.{s}.params.size={int(size)}" for s in sized]
     return out
