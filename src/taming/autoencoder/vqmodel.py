@@ -194,11 +194,16 @@ class VQModel(PretrainedMixin, nn.Module):
     def checkpoint_key_rule(self, key: str) -> bool:
         """True for checkpoint keys this model drops by rule instead of loading.
 
-        `loss.*` when no loss is built (inference), `colorize` when the model has no such buffer
+        `loss.*` when no loss is built (inference), the keys the loss drops by its own rule
+        (LPIPS when `perceptual_weight == 0`), `colorize` when the model has no such buffer
         (a visualisation projection).
         """
-        if self.loss is None and key.startswith("loss."):
-            return True
+        if key.startswith("loss."):
+            if self.loss is None:
+                return True
+            rule = getattr(self.loss, "checkpoint_key_rule", None)  # e.g. LPIPS not built
+            if rule is not None and rule(key[len("loss.") :]):
+                return True
         return key == "colorize" and not hasattr(self, "colorize")
 
     def load_checkpoint_state(

@@ -45,6 +45,7 @@ from taming.compat.pretrained import PretrainedMixin
 from taming.cond.generation import Net2NetSampling
 from taming.cond.stages import SOSProvider
 from taming.config import ConfigError, instantiate_from_config, to_container
+from taming.runref import resolve_net2net_configs
 from taming.sampling.config import SamplingConfig, resolve_config
 from taming.sampling.sample import complete_tokens, sample_tokens
 from taming.transformer.gpt import DROP_KEY_SUFFIXES, GPT, gpt_checkpoint_filter
@@ -98,6 +99,9 @@ class Net2NetTransformer(PretrainedMixin, Net2NetSampling, nn.Module):
         null_token: int | None = None,
     ) -> None:
         super().__init__()
+        transformer_config, first_stage_config, cond_stage_config = resolve_net2net_configs(
+            transformer_config, first_stage_config, cond_stage_config
+        )  # stages named by their run (`run: logs/...`), null GPT sizes (taming.runref)
         self.be_unconditional = unconditional
         self.sos_token = sos_token
         self.first_stage_key = first_stage_key
