@@ -145,6 +145,9 @@ def run_training(opts: TrainOptions) -> RunResult:
         raise ConfigError(f"{paths.base[0]}: no 'model.target' in the config")
     if "data" not in project_cfg:
         raise ConfigError(f"{paths.base[0]}: no 'data' section in the config")
+    from taming.runref import expand_run_refs  # stages named by their run: saved expanded
+
+    expand_run_refs(project_cfg.model, source=" + ".join(map(str, paths.base)))
 
     trainer_cfg = to_container(lightning_cfg.get("trainer")) or {}
     trainer_cfg.update({k: v for k, v in opts.trainer.items() if v is not None})
