@@ -1,24 +1,50 @@
-"""Encode/decode throughput of the VQGAN first stage (images per second).
+"""Encode/decode throughput of the VQGAN first stage (images per second), ours vs the original.
 
 Config (issue 2's speed note): ch 64, ch_mult [1,1,2,2], num_res_blocks 2, attn_resolutions [8],
 z_channels 64, embed_dim 64, n_embed 1024, resolution 64; batch 4, fp32, 2 threads; the same
 weights are run at 64x64 and 128x128. `encode` = encoder + quant_conv + quantizer (indices);
 `decode` = codebook lookup + post_quant_conv + decoder.
 
-    python benchmarks/bench_codec.py --json
+`--baseline` also times `original_codec.OriginalCodec` (a literal re-implementation of the
+original's `diffusionmodules/model.py` + `VectorQuantizer2` path, same weights) in the same run,
+alternating with ours every round; times are medians, the ratio is the median over rounds of
+original time / our time. Peak RSS of each side comes from a child process that runs only that
+side's workload. `--dtype bf16` and `--compile` add the opt-in paths as extra columns.
 
-prints a JSON object as its last line: encode_64, decode_64, encode_128, decode_128 (images/s).
+    python benchmarks/bench_codec.py --baseline --json
+
+prints one JSON line per workload last (encode_64, decode_64, encode_128, decode_128):
+`ours` / `original` (images/s), `ratio`, `peak_rss_mib_ours` / `peak_rss_mib_original`, the
+CPU (`cpu`, `isa`, `native_bf16`) and `loadavg_1m` (other processes distort 2-thread timings on
+a shared 2-core machine).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import time
+import logging
+import os
+import sys
 
 import torch
 
-from taming.autoencoder.vqmodel import VQModel
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchutil import (  # noqa: E402
+    alternate,
+    cpu_info,
+    loadavg_1m,
+    median,
+    paired_ratio,
+    peak_rss_mib,
+    print_rss_probe,
+    rss_mark,
+    workload_line,
+)
+from original_codec import OriginalCodec  # noqa: E402
+from taming.autoencoder.vqmodel import VQModel  # noqa: E402
+
+logger = logging.getLogger("bench_codec")
 
 DDCONFIG = dict(
     double_z=False,
@@ -32,58 +58,115 @@ DDCONFIG = dict(
     attn_resolutions=[8],
     dropout=0.0,
 )
+WORKLOADS = ("encode_64", "decode_64", "encode_128", "decode_128")
+SIDES = ("ours", "original")
 
 
-def timed(fn, min_time: float, warmup: int = 2) -> float:
-    """Median seconds per call over repeated calls lasting at least `min_time` in total."""
-    for _ in range(warmup):
+def build(side: str, seed: int = 0) -> torch.nn.Module:
+    """The speed-note VQGAN (ours) or the original's path with the same weights."""
+    torch.manual_seed(seed)
+    model = VQModel(ddconfig=DDCONFIG, lossconfig=None, n_embed=1024, embed_dim=64).eval()
+    return model if side == "ours" else OriginalCodec.from_vqmodel(model)
+
+
+def inputs(res: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of images in [-1, 1] and the codes (B, res/8, res/8) that `decode` gets."""
+    x = torch.rand(batch, 3, res, res, generator=torch.Generator().manual_seed(res)) * 2 - 1
+    codes = torch.randint(0, 1024, (batch, res // 8, res // 8), generator=torch.Generator())
+    return x, codes
+
+
+def runner(model: torch.nn.Module, workload: str, batch: int):
+    kind, res = workload.split("_")
+    x, codes = inputs(int(res), batch)
+    if kind == "encode":
+        return lambda: model.encode(x)
+    return lambda: model.decode_code(codes)
+
+
+def rss_probe(side: str, workload: str, batch: int) -> None:
+    """Child process: build one side, run one workload twice, print the peak RSS."""
+    model = build(side)
+    fn = runner(model, workload, batch)
+    mark = rss_mark()
+    with torch.inference_mode():
         fn()
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < min_time or len(times) < 5:
-        t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
+    print_rss_probe(mark)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
+    parser.add_argument("--json", action="store_true", help="print JSON lines at the end")
+    parser.add_argument("--baseline", action="store_true", help="also time the original's path")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--min-time", type=float, default=3.0, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=9, help="timed calls per side and workload")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child runs")
+    parser.add_argument("--rss-probe", nargs=2, help=argparse.SUPPRESS)  # SIDE WORKLOAD
     args = parser.parse_args()
-
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = VQModel(ddconfig=DDCONFIG, lossconfig=None, n_embed=1024, embed_dim=64).eval()
+    if args.rss_probe:
+        rss_probe(*args.rss_probe, args.batch)
+        return
 
-    results: dict[str, float] = {}
-    for res in (64, 128):
-        x = torch.rand(args.batch, 3, res, res) * 2 - 1
+    workloads = [w for w in args.workloads.split(",") if w]
+    sides = SIDES if args.baseline else SIDES[:1]
+    models = {side: build(side) for side in sides}
+    cpu = cpu_info()
+    print(f"CPU: {cpu['cpu']} ({cpu['isa']}, native bf16: {cpu['native_bf16']}); "
+          f"{args.threads} threads, batch {args.batch}; load {loadavg_1m()}")  # fmt: skip
+    lines = []
+    for workload in workloads:
+        load_before = loadavg_1m()
         with torch.inference_mode():
-            _, _, info = model.encode(x)
-            codes = info.indices.view(args.batch, res // 8, res // 8)
-
-            def enc(x=x):
-                return model.encode(x)
-
-            def dec(codes=codes):
-                return model.decode_code(codes)
-
-            t_enc = timed(enc, args.min_time)
-            t_dec = timed(dec, args.min_time)
-        results[f"encode_{res}"] = round(args.batch / t_enc, 2)
-        results[f"decode_{res}"] = round(args.batch / t_dec, 2)
-        print(
-            f"{res}x{res}: encode {results[f'encode_{res}']:.1f} img/s "
-            f"({t_enc * 1e3:.0f} ms/batch), decode {results[f'decode_{res}']:.1f} img/s "
-            f"({t_dec * 1e3:.0f} ms/batch)"
+            runners = {side: runner(models[side], workload, args.batch) for side in sides}
+            times = alternate(runners, args.rounds, warmup=2)
+        ips = {side: round(args.batch / median(times[side]), 2) for side in sides}
+        ratio = round(paired_ratio(times["original"], times["ours"]), 3) if args.baseline else None
+        msg = f"{workload}: ours {ips['ours']:.1f} img/s"
+        if args.baseline:
+            msg += f", original {ips['original']:.1f} img/s, ratio {ratio:.2f}x"
+        print(msg + f" (load {load_before} -> {loadavg_1m()})")
+        lines.append((workload, ips, ratio, max(load_before, loadavg_1m())))
+    out = []
+    for workload, ips, ratio, load in lines:
+        rss = {
+            side: None
+            if args.no_rss
+            else peak_rss_mib(
+                __file__,
+                [
+                    "--rss-probe",
+                    side,
+                    workload,
+                    "--batch",
+                    str(args.batch),
+                    "--threads",
+                    str(args.threads),
+                ],
+            )  # fmt: skip
+            for side in sides
+        }
+        out.append(
+            workload_line(
+                "codec",
+                workload,
+                "img/s",
+                ips["ours"],
+                ips.get("original"),
+                ratio,
+                rss["ours"],
+                rss.get("original"),
+                batch=args.batch,
+                threads=args.threads,
+                loadavg_1m=load,
+                **cpu,
+            )  # fmt: skip
         )
     if args.json:
-        print(json.dumps(results))
+        print("\n".join(out))
 
 
 if __name__ == "__main__":

@@ -24,22 +24,36 @@ to the load of a shared machine), times are medians.
 
     flock /tmp/taming-bench.lock python benchmarks/bench_train.py --baseline --json
 
-prints a JSON object as its last line: images_per_s (ours), gen_s / disc_s (seconds per
-step), and with --baseline also baseline_images_per_s, baseline_gen_s, baseline_disc_s and
-speedup.
+prints a JSON object: images_per_s (ours), gen_s / disc_s (seconds per step), and with
+--baseline also baseline_images_per_s, baseline_gen_s, baseline_disc_s and speedup; then, as
+the last line, the workload line that `make bench` collects (`ours` / `original` images/s,
+`ratio`, peak RSS of each side from a child process that runs only that side's iterations, the
+CPU and the load).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 
 import torch
 
-from taming.autoencoder.vqmodel import VQModel
-from taming.train.gan_step import discriminator_step, generator_step, make_adam
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchutil import (  # noqa: E402
+    cpu_info,
+    loadavg_1m,
+    peak_rss_mib,
+    print_rss_probe,
+    rss_mark,
+    workload_line,
+)
+from taming.autoencoder.vqmodel import VQModel  # noqa: E402
+from taming.train.gan_step import discriminator_step, generator_step, make_adam  # noqa: E402
 
 DDCONFIG = dict(
     double_z=False,
@@ -169,9 +183,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=12, help="timed iterations per runner")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child runs")
+    parser.add_argument("--rss-probe", help=argparse.SUPPRESS)  # ours | baseline
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.rss_probe:
+        rss_probe(args.rss_probe, args.batch)
+        return
+    load_before = loadavg_1m()
     runners: dict[str, Callable] = {"ours": ours}
     if args.baseline:
         runners["baseline"] = baseline
@@ -195,8 +215,41 @@ def main() -> None:
             f"baseline: {out['baseline_images_per_s']:.2f} images/s "
             f"(generator {bgen:.3f} s, disc {bdisc:.3f} s); speedup {out['speedup']:.2f}x"
         )
+    load = max(load_before, loadavg_1m())
+    out["loadavg_1m"] = load
+    rss = {}
+    for side in runners:
+        probe = ["--rss-probe", side, "--batch", str(args.batch), "--threads", str(args.threads)]
+        rss[side] = None if args.no_rss else peak_rss_mib(__file__, probe)
     if args.json:
         print(json.dumps(out))
+        print(
+            workload_line(
+                "train",
+                "train_iteration_64",
+                "img/s",
+                out["images_per_s"],
+                out.get("baseline_images_per_s"),
+                out.get("speedup"),
+                rss["ours"],
+                rss.get("baseline"),
+                batch=args.batch,
+                threads=args.threads,
+                loadavg_1m=load,
+                **cpu_info(),
+            )
+        )
+
+
+def rss_probe(side: str, batch: int) -> None:
+    """Child process: two iterations of one side (the second has the optimizer states)."""
+    fn = {"ours": ours, "baseline": baseline}[side]
+    setup = build(original_adam=side == "baseline")
+    x = torch.rand(batch, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    mark = rss_mark()
+    for step in range(2):
+        fn(*setup, x, step)
+    print_rss_probe(mark)
 
 
 if __name__ == "__main__":

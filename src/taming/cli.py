@@ -32,8 +32,11 @@ COMMANDS = (
     "reconstruct",
     "eval",
     "convert",
+    "models",
     "demo",
     "data",
+    "clip",
+    "serve",
 )
 
 EXIT_USER_ERROR = 2

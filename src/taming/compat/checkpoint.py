@@ -30,8 +30,10 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "filter_state_dict",
+    "make_stand_in",
     "load_state_dict_strict",
     "read_checkpoint",
+    "read_pickle",
     "read_state_dict",
     "torch_load",
     "strip_trainer_prefix",
@@ -80,6 +82,8 @@ def _make_stub(qualified: str) -> type:
     _Stub.__name__ = _Stub.__qualname__ = name
     return _Stub
 
+
+make_stand_in = _make_stub  # public name for converters that read other pickled layouts
 
 _TRUST_HINT = "If you trust this file, load it with unsafe=True (CLI: --unsafe)."
 
@@ -138,6 +142,14 @@ def _load_pickle(path: Path, unsafe: bool) -> Any:
                 return torch_load(path, weights_only=True)
             except pickle.UnpicklingError as e:
                 raise _refused(path, e) from e
+
+
+def read_pickle(path: str | Path, unsafe: bool = False) -> Any:
+    """Whatever a pickled checkpoint holds, read with the restricted unpickler (see above)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return _load_pickle(path, unsafe)
 
 
 def read_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:

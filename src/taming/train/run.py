@@ -145,6 +145,9 @@ def run_training(opts: TrainOptions) -> RunResult:
         raise ConfigError(f"{paths.base[0]}: no 'model.target' in the config")
     if "data" not in project_cfg:
         raise ConfigError(f"{paths.base[0]}: no 'data' section in the config")
+    from taming.runref import expand_run_refs  # stages named by their run: saved expanded
+
+    expand_run_refs(project_cfg.model, source=" + ".join(map(str, paths.base)))
 
     trainer_cfg = to_container(lightning_cfg.get("trainer")) or {}
     trainer_cfg.update({k: v for k, v in opts.trainer.items() if v is not None})
@@ -304,6 +307,9 @@ def _check_fits(module: Any, content: dict[str, Any], path: Path) -> None:
     state = content.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path.name}: no state_dict")
+    rule = getattr(module.model, "checkpoint_key_rule", None)
+    if rule is not None:  # keys the model leaves out on purpose (e.g. LPIPS at weight 0)
+        state = {k: v for k, v in state.items() if not (k.startswith("model.") and rule(k[6:]))}
     own = module.state_dict()
     frozen = getattr(module, "frozen_prefix", None)
     mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]

@@ -132,6 +132,9 @@ class VQGANModule(ManualOptimization):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")
         if state is not None:
+            for key in [k for k in state if k.startswith("model.")]:
+                if self.model.checkpoint_key_rule(key[len("model.") :]):
+                    del state[key]  # e.g. LPIPS keys of a run whose perceptual_weight is 0
             for key, value in self.state_dict().items():
                 if key.startswith(FROZEN_PREFIX) and key not in state:
                     state[key] = value

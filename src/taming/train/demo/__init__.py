@@ -21,7 +21,7 @@ once with the trained tokenizer (`ctx.results["vqgan"].out`), trains a small unc
 GPT (SOS prefix) on the code sequences (minGPT AdamW, warmup + cosine learning rate; about
 2 minutes on 2 CPU cores, stopped after `transformer_max_minutes`), saves it as a
 `Net2NetTransformer` run folder (`<out>/transformer`: `taming.load` and `taming sample -r`
-read it) and writes, with `taming.sampling.pipeline`:
+read it) and writes, with `taming.pipeline`:
 
 - `samples.png`: 16 unconditional samples;
 - `completion.png`: 8 validation photos, each as original | top half kept | 2 completions;

@@ -158,7 +158,7 @@ def transformer_stage(ctx: DemoContext) -> StageResult:
     from taming.cond.net2net import Net2NetTransformer
     from taming.config import instantiate_from_config
     from taming.images import make_grid
-    from taming.sampling.pipeline import complete_image, sample_images
+    from taming.pipeline import complete_image, sample_images
 
     if "vqgan" not in ctx.results:
         raise RuntimeError("the transformer stage needs the vqgan stage's results")

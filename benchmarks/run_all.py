@@ -1,0 +1,175 @@
+"""`make bench`: every benchmark against the original in one run, and the README's table.
+
+Runs `bench_codec.py --baseline --json`, `bench_train.py --baseline --json` and
+`bench_sample.py --baseline --json` one after another (each alternates ours and the original
+itself), collects one JSON line per workload (ours / the original / the ratio / peak RSS of
+both, the CPU, the load) and prints a Markdown table followed by those JSON lines last. The
+results are also written to `--out` (JSON lines), so that
+
+    python benchmarks/run_all.py --from bench-results.jsonl --update-readme README.md
+
+rewrites the table between `<!-- bench:begin -->` and `<!-- bench:end -->` in the README
+without running anything again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHES = {
+    "codec": ["bench_codec.py", "--baseline", "--json"],
+    "train": ["bench_train.py", "--baseline", "--json"],
+    "sample": ["bench_sample.py", "--baseline", "--json"],
+}
+# bench_sample's keys -> workload lines: (workload, ours key, original key, what the original is)
+SAMPLE_WORKLOADS = (
+    ("sample_b1", "s_per_image_b1", "baseline_with_past_s_per_image_b1", "sample_with_past"),
+    ("sample_b8", "s_per_image_b8", "baseline_with_past_s_per_image_b8", "sample_with_past"),
+    ("sample_b1_bf16", "s_per_image_b1_bf16", "baseline_with_past_s_per_image_b1",
+     "sample_with_past, fp32"),
+    ("sample_b1_int8", "s_per_image_b1_int8", "baseline_with_past_s_per_image_b1",
+     "sample_with_past, fp32"),
+    ("sample_b1_vs_uncached", "s_per_image_b1", "baseline_uncached_s_per_image_b1", "sample"),
+    ("sliding_16x16", "sliding_s_per_image", "baseline_sliding_s_per_image",
+     "511-token forward per token"),
+    ("sliding_32x32", "sliding_32x32_s_per_image", "baseline_sliding_32x32_s_per_image",
+     "511-token forward per token"),
+)  # fmt: skip
+LABELS = {
+    "encode_64": "encode 64x64, batch 4",
+    "decode_64": "decode 64x64, batch 4",
+    "encode_128": "encode 128x128, batch 4",
+    "decode_128": "decode 128x128, batch 4",
+    "train_iteration_64": "VQGAN training iteration (64x64, batch 4, LPIPS + disc)",
+    "sample_b1": "sampling, batch 1, 256 tokens (8x512 GPT, top-k 100)",
+    "sample_b8": "sampling, batch 8",
+    "sample_b1_bf16": "sampling, batch 1, bf16 decode weights (opt-in)",
+    "sample_b1_int8": "sampling, batch 1, int8 decode weights (opt-in)",
+    "sample_b1_vs_uncached": "sampling, batch 1, vs the original's `sample`",
+    "sliding_16x16": "sliding window, 16x16 tokens + 256 cond tokens",
+    "sliding_32x32": "sliding window, 32x32 tokens",
+}
+
+
+def sample_lines(res: dict) -> list[dict]:
+    """bench_sample's JSON object as workload lines (it reports no peak RSS)."""
+    lines = []
+    for workload, ours_key, orig_key, what in SAMPLE_WORKLOADS:
+        if ours_key not in res:
+            continue
+        ours, orig = res[ours_key], res.get(orig_key)
+        lines.append(
+            {
+                "bench": "sample",
+                "workload": workload,
+                "unit": "s/img",
+                "ours": ours,
+                "original": orig,
+                "ratio": round(orig / ours, 3) if orig else None,
+                "original_is": what,
+                "peak_rss_mib_ours": None,
+                "peak_rss_mib_original": None,
+                "loadavg_1m": res.get("loadavg_1m"),
+            }
+        )
+    return lines
+
+
+def run(name: str, extra: list[str]) -> list[dict]:
+    """Run one benchmark (its output streams through); its workload lines."""
+    cmd = [sys.executable, os.path.join(HERE, BENCHES[name][0]), *BENCHES[name][1:], *extra]
+    print(f"$ {' '.join(cmd)}", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    objects = []
+    for line in proc.stdout:
+        sys.stdout.write(line)
+        if line.startswith("{"):
+            objects.append(json.loads(line))
+    if proc.wait() != 0:
+        print(f"{name} failed (exit {proc.returncode})", file=sys.stderr)
+    lines = [o for o in objects if "workload" in o]
+    if not lines and objects and name == "sample":
+        lines = sample_lines(objects[-1])
+    return lines
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f} {unit}" if unit == "img/s" or value < 10 else f"{value:.1f} {unit}"
+
+
+def _rss(line: dict, side: str) -> str:
+    peak, own = line.get(f"peak_rss_mib_{side}"), line.get(f"workload_rss_mib_{side}")
+    if peak is None:
+        return "—"
+    return f"{peak:.0f}" + (f" (+{own:.0f})" if own is not None else "")
+
+
+def table(lines: list[dict]) -> str:
+    """Markdown table: workload, ours, the original, ratio, peak RSS (ours / original), load."""
+    rows = [
+        "| workload | ours | the original | ratio | peak RSS MiB (+workload) ours / orig. | load |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for ln in lines:
+        unit = ln["unit"]
+        ratio = f"{ln['ratio']:.2f}x" if ln.get("ratio") else "—"
+        rss = " / ".join(_rss(ln, side) for side in ("ours", "original"))
+        orig = _fmt(ln.get("original"), unit)
+        if ln.get("original_is"):
+            orig += f" ({ln['original_is']})"
+        label = LABELS.get(ln["workload"], ln["workload"])
+        rows.append(
+            f"| {label} | {_fmt(ln['ours'], unit)} | {orig} | {ratio} | {rss} "
+            f"| {ln.get('loadavg_1m', '—')} |"
+        )
+    cpus = {(ln.get("cpu"), ln.get("isa"), ln.get("native_bf16")) for ln in lines if "cpu" in ln}
+    for cpu, isa, bf16 in sorted(cpus, key=str):
+        rows.append("")
+        rows.append(f"CPU: {cpu}, {isa}, native bf16 {'yes' if bf16 else 'no'}.")
+    return "\n".join(rows)
+
+
+def update_readme(path: str, text: str) -> None:
+    with open(path) as f:
+        readme = f.read()
+    pattern = re.compile(r"(<!-- bench:begin -->\n).*?(\n<!-- bench:end -->)", re.S)
+    if not pattern.search(readme):
+        raise SystemExit(f"{path} has no <!-- bench:begin --> ... <!-- bench:end --> block")
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda m: m.group(1) + text + m.group(2), readme))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(BENCHES), help="subset of codec,train,sample")
+    parser.add_argument("--out", default="bench-results.jsonl", help="write the JSON lines here")
+    parser.add_argument("--from", dest="from_file", help="read JSON lines instead of running")
+    parser.add_argument("--update-readme", metavar="README", help="rewrite its benchmark table")
+    args, extra = parser.parse_known_args()
+    if args.from_file:
+        with open(args.from_file) as f:
+            lines = [json.loads(line) for line in f if line.strip()]
+    else:
+        lines = []
+        for name in args.only.split(","):
+            lines += run(name, extra if len(args.only.split(",")) == 1 else [])
+        with open(args.out, "w") as f:
+            f.writelines(json.dumps(ln) + "\n" for ln in lines)
+    text = table(lines)
+    if args.update_readme:
+        update_readme(args.update_readme, text)
+    print(text)
+    for ln in lines:
+        print(json.dumps(ln))
+
+
+if __name__ == "__main__":
+    main()
