@@ -164,6 +164,7 @@ def test_resume_from_another_architecture_is_one_line(tmp_path, good_run):
         ("lightning.modelcheckpoint.param.x=1", "did you mean 'params'?"),
         ("data.params.batchsize=3", "data.params.batchsize: unknown key"),
         ("lightning.trainer.max_step=3", "lightning.trainer.max_step: unknown key"),
+        ("model.params.ddconfig.ch_mult=abc", "ddconfig.ch_mult: expected Sequence"),
     ],
 )
 def test_typos_in_config_sections_fail_naming_the_key(tmp_path, capsys, override, named):
