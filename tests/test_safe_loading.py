@@ -178,7 +178,10 @@ def test_cli_entry_points_refuse_a_payload(tmp_path, vq_run):
     payload_checkpoint(vq_run / "checkpoints" / "last.ckpt", state, marker)
     evil = payload_checkpoint(tmp_path / "evil.ckpt", model.state_dict(), marker)
 
-    rc, err = cli("convert", str(evil), str(tmp_path / "out.safetensors"), cwd=tmp_path)
+    config = str(next((vq_run / "configs").glob("*.yaml")))
+    rc, err = cli(
+        "convert", str(evil), str(tmp_path / "out.safetensors"), "-c", config, cwd=tmp_path
+    )
     assert rc == 2 and "system" in error_line(err, "convert")
     assert not (tmp_path / "out.safetensors").exists()
 
@@ -205,7 +208,9 @@ def test_damaged_checkpoints_are_one_line(tmp_path, vq_run, kind):
     bad.write_bytes(b"" if kind == "empty" else data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=bad.name):
         taming.load(vq_run, bad)
-    rc, err = cli("convert", str(bad), str(tmp_path / "out.safetensors"), cwd=tmp_path)
+    config = str(next((vq_run / "configs").glob("*.yaml")))
+    out = str(tmp_path / "out.safetensors")
+    rc, err = cli("convert", str(bad), out, "-c", config, cwd=tmp_path)
     assert rc == 2 and bad.name in error_line(err, "convert")
 
 

@@ -164,6 +164,7 @@ def test_resume_from_another_architecture_is_one_line(tmp_path, good_run):
         ("lightning.modelcheckpoint.param.x=1", "did you mean 'params'?"),
         ("data.params.batchsize=3", "data.params.batchsize: unknown key"),
         ("lightning.trainer.max_step=3", "lightning.trainer.max_step: unknown key"),
+        ("model.params.ddconfig.ch_mult=abc", "ddconfig.ch_mult: expected Sequence"),
     ],
 )
 def test_typos_in_config_sections_fail_naming_the_key(tmp_path, capsys, override, named):
@@ -279,3 +280,40 @@ def test_enospc_error_line_unit():
     assert line.startswith("no space left on device writing /nonexistent/x/y.ckpt (disk of /")
     assert _os_error_line(OSError(errno.ENOENT, "x")) is None
     assert sys.platform  # keep sys imported for the helpers above
+
+
+# ---------------------------------------------------------------------------------------------
+# decompression bombs
+
+
+def bomb_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims `width x height` pixels (a few bytes of data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    idat = zlib.compress(b"\0" * 64)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+    path.write_bytes(data + chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, monkeypatch):
+    from taming.data.folder import ImageFolderDataset
+    from taming.data.io import BadImageError, load_image
+
+    make_images(tmp_path / "imgs", n=2)
+    bomb = bomb_png(tmp_path / "imgs" / "bomb.png", 100_000, 100_000)  # 10^10 pixels
+    with pytest.raises(BadImageError, match=r"100000x100000 = 10,000,000,000 pixels is over"):
+        load_image(bomb)
+    ds = ImageFolderDataset(str(tmp_path / "imgs"), size=16)
+    assert len(ds) == 3
+    items = [ds[i] for i in range(3)]  # the bomb is skipped, the others are served
+    assert all(item["image"].shape == (16, 16, 3) for item in items)
+    monkeypatch.setenv("TAMING_MAX_IMAGE_PIXELS", "100")  # the limit is configurable
+    with pytest.raises(BadImageError, match="over the limit of 100 "):
+        load_image(tmp_path / "imgs" / "img0.png")

@@ -25,7 +25,7 @@ import logging
 import os
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +212,11 @@ def _type_ok(value: Any, hint: Any) -> bool:
         return isinstance(value, bool)
     if base is str:
         return isinstance(value, str)
-    if base in (list, tuple, typing.Sequence) or base is Iterable:
-        return isinstance(value, list | tuple | ListConfig)
+    if base in (list, tuple, typing.Sequence, Sequence) or base is Iterable:
+        if not isinstance(value, list | tuple | ListConfig):
+            return False
+        args = typing.get_args(hint)  # Sequence[int]: check the elements too
+        return len(args) != 1 or all(_type_ok(v, args[0]) for v in value)
     if base in (dict, Mapping):
         return isinstance(value, dict | Mapping | DictConfig)
     return True  # anything richer (modules, tensors, paths): not checked here

@@ -22,11 +22,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
 from taming.data import albu
-from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
+from taming.data.io import BadFileTracker, BadImageError, load_image, open_image
 from taming.data.transforms import to_float_image
 
 logger = logging.getLogger(__name__)
@@ -37,8 +36,7 @@ __all__ = ["ConcatDatasetWithIndex", "ImagePaths", "NumpyPaths", "make_preproces
 def _decode_rgb(path: str) -> np.ndarray:
     """`np.array(Image.open(path).convert("RGB"))` (the original), errors as `BadImageError`."""
     try:
-        with Image.open(path) as img:
-            check_pixels(img, path)
+        with open_image(path) as img:
             img.load()  # truncated files fail here
             arr = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:

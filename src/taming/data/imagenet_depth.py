@@ -28,12 +28,11 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
 from taming.data import albu
 from taming.data.imagenet import ImageNetTrain, ImageNetValidation
-from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
+from taming.data.io import BadFileTracker, BadImageError, load_image, open_image
 from taming.data.transforms import to_float_image
 
 __all__ = [
@@ -87,8 +86,7 @@ def load_depth(path: str) -> np.ndarray:
         BadImageError: unreadable, not RGBA, or non-finite depth values.
     """
     try:
-        with Image.open(path) as img:
-            check_pixels(img, path)
+        with open_image(path) as img:
             img.load()
             if img.mode != "RGBA":
                 raise BadImageError(

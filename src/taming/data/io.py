@@ -44,6 +44,7 @@ __all__ = [
     "check_pixels",
     "load_image",
     "max_image_pixels",
+    "open_image",
     "to_rgb",
 ]
 
@@ -83,6 +84,23 @@ def max_image_pixels() -> int | None:
     except ValueError:
         raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={raw!r}: expected a number of pixels") from None
     return value if value > 0 else None
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """`Image.open` (header only) under this module's limit instead of Pillow's global one,
+    then `check_pixels`; the caller decodes (`img.load()`)."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # ours is checked below, with the file named
+    try:
+        img = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    try:
+        check_pixels(img, path)
+    except BadImageError:
+        img.close()
+        raise
+    return img
 
 
 def check_pixels(img: Image.Image, path: str | os.PathLike) -> None:
@@ -163,8 +181,7 @@ def load_image(
             (PIL's decompression-bomb limit) or of an unsupported mode.
     """
     try:
-        with Image.open(path) as img:
-            check_pixels(img, path)
+        with open_image(path) as img:
             img.load()  # decode now: truncated data fails here
             if exif_transpose:
                 try:

@@ -27,12 +27,11 @@ import os
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
 from taming.data import albu
 from taming.data.cvresize import check_interpolation
-from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
+from taming.data.io import BadFileTracker, BadImageError, load_image, open_image
 from taming.data.transforms import to_float_image
 
 logger = logging.getLogger(__name__)
@@ -47,8 +46,7 @@ def load_label_map(path: str) -> np.ndarray:
         BadImageError: unreadable, or not a single-channel 8-bit image.
     """
     try:
-        with Image.open(path) as img:
-            check_pixels(img, path)
+        with open_image(path) as img:
             img.load()
             if img.mode not in ("L", "P"):
                 raise BadImageError(path, f"label map must be 8-bit single-channel, got {img.mode}")

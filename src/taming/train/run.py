@@ -307,6 +307,9 @@ def _check_fits(module: Any, content: dict[str, Any], path: Path) -> None:
     state = content.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{path.name}: no state_dict")
+    rule = getattr(module.model, "checkpoint_key_rule", None)
+    if rule is not None:  # keys the model leaves out on purpose (e.g. LPIPS at weight 0)
+        state = {k: v for k, v in state.items() if not (k.startswith("model.") and rule(k[6:]))}
     own = module.state_dict()
     frozen = getattr(module, "frozen_prefix", None)
     mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
