@@ -105,17 +105,23 @@ def _fmt(value, unit: str) -> str:
     return f"{value:.2f} {unit}" if unit == "img/s" or value < 10 else f"{value:.1f} {unit}"
 
 
+def _rss(line: dict, side: str) -> str:
+    peak, own = line.get(f"peak_rss_mib_{side}"), line.get(f"workload_rss_mib_{side}")
+    if peak is None:
+        return "—"
+    return f"{peak:.0f}" + (f" (+{own:.0f})" if own is not None else "")
+
+
 def table(lines: list[dict]) -> str:
     """Markdown table: workload, ours, the original, ratio, peak RSS (ours / original), load."""
     rows = [
-        "| workload | ours | the original | ratio | peak RSS MiB (ours / orig.) | load |",
+        "| workload | ours | the original | ratio | peak RSS MiB (+workload) ours / orig. | load |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for ln in lines:
         unit = ln["unit"]
         ratio = f"{ln['ratio']:.2f}x" if ln.get("ratio") else "—"
-        rss_o, rss_b = ln.get("peak_rss_mib_ours"), ln.get("peak_rss_mib_original")
-        rss = f"{rss_o:.0f} / {rss_b:.0f}" if rss_o and rss_b else "—"
+        rss = " / ".join(_rss(ln, side) for side in ("ours", "original"))
         orig = _fmt(ln.get("original"), unit)
         if ln.get("original_is"):
             orig += f" ({ln['original_is']})"

@@ -128,8 +128,17 @@ def test_missing_clip_names_what_to_fetch(tmp_path):
         load_clip(tmp_path / "no-such-clip")
 
 
+def write_png(path: Path, hw: tuple[int, int], seed: int) -> Path:
+    g = torch.Generator().manual_seed(seed)
+    arr = torch.randint(0, 256, (*hw, 3), generator=g, dtype=torch.uint8).numpy()
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def test_clip_cli_guides_tiny_vqgan(clip_dir, vq_run, tmp_path, capsys):
     out = tmp_path / "out"
+    init = write_png(tmp_path / "init.png", (40, 50), 0)  # center-cropped to the size
+    style = write_png(tmp_path / "style.png", (20, 20), 1)
     argv = [
         "clip",
         "a red bird|blur:-0.5",
@@ -156,11 +165,16 @@ def test_clip_cli_guides_tiny_vqgan(clip_dir, vq_run, tmp_path, capsys):
         "cpu",
         "--no-progress",
         "--json",
+        "--init",
+        str(init),
+        "--image-prompt",
+        f"{style}:0.5",
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(printed[-1])
     assert summary["clip_loss_last"] < summary["clip_loss_first"], summary
+    assert summary["prompts"] == [["a red bird", 1.0], ["blur", -0.5], [str(style), 0.5]]
     frames = sorted(p.name for p in (out / "frames").glob("*.png"))
     assert frames == [f"{s:06d}.png" for s in (0, 5, 10, 15, 20)]
     with Image.open(out / "final.png") as im:
@@ -177,3 +191,27 @@ def test_clip_cli_missing_clip_is_one_line(vq_run, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "o"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "CLIP model not found" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["gumbel", "fsq"])
+def test_other_first_stages_are_guided(clip_dir, kind):
+    from taming.autoencoder import GumbelVQ
+    from taming.clip import GuideSettings, guide_latents
+
+    params = tiny_vq_params()
+    torch.manual_seed(2)
+    if kind == "gumbel":  # the latents are code logits
+        model = GumbelVQ(**params)
+    else:  # a modern quantizer through quantizer_config (straight-through rounding)
+        del params["n_embed"], params["embed_dim"]
+        fsq = {"target": "taming.quantize.FSQ", "params": {"levels": [5, 5, 5]}}
+        model = VQModel(**params, quantizer_config=fsq)
+    perceptor = load_clip(clip_dir)
+    targets = perceptor.encode_text(["a red bird"])
+    settings = GuideSettings(steps=3, size=(16, 16), lr=0.3, cutouts=4, eval_cutouts=4)
+    steps = list(guide_latents(model, perceptor, targets, torch.ones(1), settings))
+    assert [s.step for s in steps] == [0, 1, 2, 3]
+    first, last = steps[0], steps[-1]
+    assert first.image.shape == last.image.shape == (1, 3, 16, 16)
+    assert math.isfinite(first.eval_loss) and math.isfinite(last.eval_loss)
+    assert not torch.equal(first.image, last.image)  # the gradient reached the latents

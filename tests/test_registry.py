@@ -63,3 +63,22 @@ def test_architecture_without_weights():
     assert model.n_embed == 256 and model.quant_conv.weight.shape == (4, 4, 1, 1)
     with pytest.raises(taming.config.ConfigError, match="release config"):
         taming.create_model("cin_transformer")
+
+
+def test_pretrained_latent_diffusion_entry_converts_on_load(tmp_path, monkeypatch):
+    # the vq-f8 entry with a small architecture, so a random ldm checkpoint stays small
+    import dataclasses
+
+    import yaml
+
+    from taming import registry
+    from test_convert import _ldm_source
+
+    folder, dd, sd = _ldm_source(tmp_path, torch.Generator().manual_seed(0))
+    params = yaml.safe_load((folder / "config.yaml").read_text())["model"]["params"]
+    small = {"target": "taming.models.vqgan.VQModel", "params": params}
+    entry = dataclasses.replace(REGISTRY["vq-f8"], config=small)
+    monkeypatch.setitem(registry.REGISTRY, "vq-f8", entry)
+    model = taming.create_model("vq-f8", pretrained=True, path=folder)
+    assert torch.equal(model.quantize.embedding.weight, sd["quantize.embedding.weight"])
+    assert torch.equal(model.decoder.conv_out.weight, sd["decoder.conv_out.weight"])

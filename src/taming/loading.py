@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from taming.autoencoder.inference import prepare_first_stage
 from taming.compat.checkpoint import (
     CheckpointError,
     load_state_dict_strict,
@@ -194,6 +195,8 @@ def load(
     trust_config: bool = False,
     overrides: list[str] | None = None,
     device: str | torch.device = "cpu",
+    dtype: str | None = None,
+    compile: bool = False,
 ) -> nn.Module:
     """Build a model from a config, run folder or checkpoint and load its weights; returns it
     in eval mode.
@@ -213,6 +216,9 @@ def load(
             see `taming.config`), since a config can name any callable (`os.system`).
         overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
         device: where to put the model (`"cpu"`, `"cuda"`, a `torch.device`).
+        dtype: `"bf16"` runs the VQGAN encoders/decoders in bfloat16 (opt-in, inference;
+            see `taming.autoencoder.inference`); default fp32.
+        compile: `torch.compile` the VQGAN encoders/decoders (opt-in; needs a C++ compiler).
     """
     files = resolve_model_files(config_path_or_run_dir, ckpt_path)
     model, _ = _build(
@@ -223,7 +229,7 @@ def load(
         unsafe=unsafe,
         trust_config=trust_config,
     )
-    return model.to(device).eval()
+    return prepare_first_stage(model.to(device).eval(), dtype, compile)
 
 
 def load_sampling_model(

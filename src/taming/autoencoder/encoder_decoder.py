@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from taming.modules.attention import AttnBlock
+from taming.modules.fast import conv_forward
 from taming.modules.resnet import Downsample, Normalize, ResnetBlock, Upsample, nonlinearity
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ class Encoder(nn.Module):
         self.conv_out = nn.Conv2d(block_in, z_out, kernel_size=3, stride=1, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x)
+        # runs in its weights' dtype (bf16 after `set_first_stage_dtype`), returns x's dtype
+        h = conv_forward(self.conv_in, x.to(self.conv_in.weight.dtype))
         for i_level, down in enumerate(self.down):
             for i_block, block in enumerate(down.block):
                 h = block(h)
@@ -130,7 +132,7 @@ class Encoder(nn.Module):
             if i_level != self.num_resolutions - 1:
                 h = down.downsample(h)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        return self.conv_out(nonlinearity(self.norm_out(h), inplace=True))
+        return conv_forward(self.conv_out, nonlinearity(self.norm_out(h), inplace=True)).to(x.dtype)
 
 
 class Decoder(nn.Module):
@@ -210,9 +212,9 @@ class Decoder(nn.Module):
         self.conv_out = nn.Conv2d(block_in, out_ch, kernel_size=3, stride=1, padding=1)
 
     def forward_features(self, z: torch.Tensor) -> torch.Tensor:
-        """Everything up to (excluding) `norm_out` -> swish -> `conv_out`."""
+        """Everything up to (excluding) `norm_out` -> swish -> `conv_out`, in the weights' dtype."""
         self.last_z_shape = z.shape
-        h = self.conv_in(z)
+        h = conv_forward(self.conv_in, z.to(self.conv_in.weight.dtype))
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
         for i_level in reversed(range(self.num_resolutions)):
             up = self.up[i_level]
@@ -231,5 +233,5 @@ class Decoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.forward_features(z)
         if self.give_pre_end:
-            return h
-        return self.conv_out(self.forward_head(h))
+            return h.to(z.dtype)
+        return conv_forward(self.conv_out, self.forward_head(h)).to(z.dtype)

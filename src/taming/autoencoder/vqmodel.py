@@ -256,6 +256,29 @@ class VQModel(PretrainedMixin, nn.Module):
         )
         return self.decode(quant)
 
+    @property
+    def factor(self) -> int:
+        """Spatial downsampling factor `f = 2 ** (len(ch_mult) - 1)`: an `H x W` image has an
+        `H/f x W/f` code grid."""
+        return 2 ** (len(self.ddconfig["ch_mult"]) - 1)
+
+    @property
+    def resolution(self) -> int:
+        """The image size the model was configured (trained) for (`ddconfig.resolution`)."""
+        return int(self.ddconfig.get("resolution", 0))
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images it encodes (3 for RGB, 1 for depth, `n_labels` one-hot)."""
+        return int(self.ddconfig.get("in_channels", 3))
+
+    def decode_memory_bytes(self, h: int, w: int, batch: int = 1) -> int:
+        """A rough float32 activation peak of decoding `batch` code grids of `h x w`: three
+        feature maps of the first level's width at full resolution (input, output, skip)."""
+        f = self.factor
+        width = int(self.ddconfig["ch"]) * int(self.ddconfig["ch_mult"][0])
+        return 4 * batch * 3 * width * (h * f) * (w * f)
+
     def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct: returns `(dec, emb_loss)`."""
         quant, diff, _ = self.encode(input)

@@ -88,8 +88,25 @@ def latent_factor(stage: nn.Module, device: torch.device) -> int:
     return probe // int(z.shape[-1])
 
 
+def _quantize(stage: nn.Module, z: Tensor) -> Tensor:
+    """Quantised latents with a gradient to `z`.
+
+    Most quantizers are straight-through in eval mode. One whose eval output has no gradient
+    (Gumbel's deterministic argmax) is run in training mode for this call: its Gumbel-softmax
+    sample then carries the gradient (EMA codebooks never get here, so none is updated).
+    """
+    quant = stage.quantize(z)[0]
+    if quant.requires_grad or not (z.requires_grad and torch.is_grad_enabled()):
+        return quant
+    stage.quantize.train()
+    try:
+        return stage.quantize(z)[0]
+    finally:
+        stage.quantize.eval()
+
+
 def _decode(stage: nn.Module, z: Tensor, quantize: bool) -> Tensor:
-    quant = stage.quantize(z)[0] if quantize else z  # straight-through quantizers
+    quant = _quantize(stage, z) if quantize else z
     return stage.decode(quant).clamp(-1.0, 1.0)  # (1, 3, H, W)
 
 
@@ -153,7 +170,7 @@ def guide_latents(
         loss.backward()
         opt.step()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"CLIP loss is {float(loss)} at step {step}; lower --lr")
+            raise ConfigError(f"CLIP loss is {float(loss)} at step {step}; lower --lr")
         last = step == settings.steps
         if not (last or (settings.frame_every and step % settings.frame_every == 0)):
             yield GuideStep(step, None, float(loss.detach()))

@@ -160,8 +160,8 @@ def run(args: argparse.Namespace) -> int:
     size = _size(args.size)
     out = _out_dir(args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    perceptor = load_clip(args.clip or DEFAULT_CLIP, device=device)
     stage = first_stage_of(taming.load(args.model, unsafe=args.unsafe, device=device))
+    perceptor = load_clip(args.clip or DEFAULT_CLIP, device=device)
     f = latent_factor(stage, device)
     work = (math.ceil(size[0] / f) * f, math.ceil(size[1] / f) * f)  # optimised size
     init = images.load(args.init, size=work) if args.init else None

@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
         help="convert a checkpoint (taming, latent-diffusion, diffusers, LlamaGen, DALL-E)",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("src", help="run folder, .ckpt/.pt file, diffusers folder or dall_e folder")
     p.add_argument("dst", help="output folder (config.yaml + model.safetensors) or .safetensors")

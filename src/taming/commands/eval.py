@@ -201,7 +201,11 @@ def run_recon(args: argparse.Namespace) -> int:
     )
 
     device = args.device or ("cuda" if _cuda() else "cpu")
-    model = first_stage(taming.load(args.model, unsafe=args.unsafe, device=device))
+    model = first_stage(
+        taming.load(
+            args.model, unsafe=args.unsafe, device=device, dtype=args.dtype, compile=args.compile
+        )
+    )
     extractor = _optional_extractor(args.inception_weights, device, args.batch_size)
     lpips = _optional_lpips()
     result = evaluate_reconstruction(
@@ -289,6 +293,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
     r.add_argument("--worst", type=int, default=16, help="worst reconstructions in the grid")
     r.add_argument("--unsafe", action="store_true", help="allow checkpoints that may run code")
+    r.add_argument(
+        "--dtype", choices=["fp32", "bf16"], default="fp32", help="opt-in: bf16 first stage"
+    )
+    r.add_argument("--compile", action="store_true", help="opt-in: torch.compile the first stage")
     r.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     r.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--outdir", required=True, metavar="DIR", help="output folder")
     p.add_argument("--size", type=int, default=None, help="resize and center-crop to this side")
     p.add_argument("--unsafe", action="store_true", help="allow checkpoints that may run code")
+    p.add_argument(
+        "--dtype", choices=["fp32", "bf16"], default="fp32", help="opt-in: bf16 first stage"
+    )
+    p.add_argument("--compile", action="store_true", help="opt-in: torch.compile the first stage")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=run)
@@ -80,7 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from taming.metrics.reconstruction import encode_decode, first_stage
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = first_stage(taming.load(args.model, unsafe=args.unsafe, device=device))
+    model = first_stage(
+        taming.load(
+            args.model, unsafe=args.unsafe, device=device, dtype=args.dtype, compile=args.compile
+        )
+    )
     ch_mult = (getattr(model, "ddconfig", None) or {}).get("ch_mult", [1])
     f = 2 ** (len(ch_mult) - 1)
     outdir = Path(args.outdir)

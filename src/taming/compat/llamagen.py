@@ -53,7 +53,12 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"expected key=value, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(
+                f"{item}: cannot parse the value ({str(e).splitlines()[0]})"
+            ) from None
     return out
 
 

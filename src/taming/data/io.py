@@ -223,6 +223,7 @@ class BadFileTracker:
         if not -n <= index < n:
             raise IndexError(f"{self.name}: index {index} out of range for {n} examples")
         index %= n
+        last: BadImageError | None = None
         for step in range(n):
             j = (index + step) % n
             if self._flags[j]:
@@ -231,6 +232,7 @@ class BadFileTracker:
                 return load(j)
             except BadImageError as e:
                 self._flags[j] = 1
+                last = e
                 logger.warning(
                     "%s: skipping unreadable example %d (%s: %s); using the next one instead",
                     self.name,
@@ -238,9 +240,8 @@ class BadFileTracker:
                     e.path,
                     e.reason,
                 )
-        raise NoReadableExampleError(
-            f"{self.name}: none of its {n} examples could be read (see the warnings above)"
-        )
+        where = f" (in {os.path.dirname(last.path) or '.'}; last: {last})" if last else ""
+        raise NoReadableExampleError(f"{self.name}: none of its {n} examples could be read{where}")
 
     @property
     def num_skipped(self) -> int:

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taming.modules.fast import conv_forward
+
 __all__ = ["Downsample", "Normalize", "ResnetBlock", "Upsample", "nonlinearity"]
 
 
@@ -46,7 +48,7 @@ class Upsample(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         if self.with_conv:
-            x = self.conv(x)
+            x = conv_forward(self.conv, x)
         return x
 
 
@@ -65,7 +67,7 @@ class Downsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.with_conv:
-            return self.conv(F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
+            return conv_forward(self.conv, F.pad(x, (0, 1, 0, 1), mode="constant", value=0.0))
         return F.avg_pool2d(x, kernel_size=2, stride=2)
 
 
@@ -110,10 +112,11 @@ class ResnetBlock(nn.Module):
                 self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, stride=1, padding=0)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(nonlinearity(self.norm1(x), inplace=True))
+        h = conv_forward(self.conv1, nonlinearity(self.norm1(x), inplace=True))
         if temb is not None:
             h = h + self.temb_proj(nonlinearity(temb))[:, :, None, None]
-        h = self.conv2(self.dropout(nonlinearity(self.norm2(h), inplace=True)))
+        h = conv_forward(self.conv2, self.dropout(nonlinearity(self.norm2(h), inplace=True)))
         if self.in_channels != self.out_channels:
-            x = self.conv_shortcut(x) if self.use_conv_shortcut else self.nin_shortcut(x)
+            shortcut = self.conv_shortcut if self.use_conv_shortcut else self.nin_shortcut
+            x = conv_forward(shortcut, x)
         return h.add_(x)  # = x + h, into the fresh conv output (conv backward keeps no output)

@@ -58,6 +58,12 @@ def _number(form, name: str, cast: Callable, default: Any, check=None, what: str
     return value
 
 
+def job_id(form) -> str | None:
+    """The client's id for a job (so the page can follow its progress), if it sent one."""
+    value = form.get("job")
+    return value if isinstance(value, str) and value else None
+
+
 def _png(x: torch.Tensor) -> Response:
     pil = images.to_pil(x[0]) if x.shape[0] == 1 else images.make_grid(x)
     buf = io.BytesIO()
@@ -152,13 +158,14 @@ def create_app(
     async def encode_request(request: Request):
         form = await read_form(request, limits)
         entry = _pick(first_stages, form, "first stage")
-        x = image_tensor(await upload_bytes(form, "image"), recon_size(form, entry))
+        data, size = await upload_bytes(form, "image"), recon_size(form, entry)
+        x = await run_in_threadpool(image_tensor, data, size)  # decoding is not the loop's
         return entry, form, x
 
     async def reconstruct(request: Request) -> Response:
         entry, form, x = await encode_request(request)
         stage = entry.model
-        job = jobs.start("reconstruct", entry.name, 1, form.get("job"))
+        job = jobs.start("reconstruct", entry.name, 1, job_id(form))
 
         def fn() -> torch.Tensor:
             device = next(stage.parameters()).device
@@ -170,7 +177,7 @@ def create_app(
     async def tokens(request: Request) -> Response:
         entry, form, x = await encode_request(request)
         stage = entry.model
-        job = jobs.start("tokens", entry.name, 1, form.get("job"))
+        job = jobs.start("tokens", entry.name, 1, job_id(form))
 
         def fn() -> dict:
             device = next(stage.parameters()).device
@@ -212,7 +219,7 @@ def create_app(
                 raise HTTPError(400, str(e).splitlines()[0]) from None
             finally:
                 path.unlink(missing_ok=True)
-        job = jobs.start("sample", entry.name, n, form.get("job"))
+        job = jobs.start("sample", entry.name, n, job_id(form))
 
         def fn() -> torch.Tensor:
             def progress(done: int, total: int) -> None:
@@ -234,8 +241,9 @@ def create_app(
         cond = _number(form, "class_label", int, None)
         if cond is not None and entry.info["kind"] != "class":
             raise HTTPError(400, f"'{entry.name}' is not class-conditional: drop class_label")
-        x = image_tensor(await upload_bytes(form, "image"), tuple(entry.info["size"]))
-        job = jobs.start("complete", entry.name, 1, form.get("job"))
+        data = await upload_bytes(form, "image")
+        x = await run_in_threadpool(image_tensor, data, tuple(entry.info["size"]))
+        job = jobs.start("complete", entry.name, 1, job_id(form))
 
         def fn() -> torch.Tensor:
             return sampling.complete(entry.model, x, keep, cond=cond, **opts)

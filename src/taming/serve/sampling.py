@@ -35,11 +35,10 @@ def load_transformer(path: str | Path, device: torch.device, unsafe: bool = Fals
 
 def describe(model: Any) -> dict:
     """What the page needs to know of a transformer: its condition kind and image size."""
-    api = _api()
-    f = api.first_stage_factor(model)
-    h, w = api.training_window(model)
-    n_classes = getattr(model.cond_stage_model, "n_classes", None)
-    if getattr(model, "be_unconditional", False):
+    f = model.first_stage_factor
+    h, w = model.training_window
+    n_classes = model.n_classes
+    if model.condition_kind == "none":
         kind = "unconditional"
     elif n_classes is not None:
         kind = "class"

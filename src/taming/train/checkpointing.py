@@ -45,7 +45,12 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from taming.compat.checkpoint import CheckpointError, read_checkpoint, torch_load
+from taming.compat.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    read_checkpoint,
+    torch_load,
+)
 from taming.train.finite import NonFiniteLossError, all_finite
 
 logger = logging.getLogger(__name__)
@@ -114,6 +119,8 @@ def read_resume_checkpoint(path: Path) -> dict[str, Any] | None:
     `read_checkpoint`, which refuses code) or has no Lightning loop state. An empty, truncated
     or foreign file raises `CheckpointError` (one line naming it).
     """
+    if Path(path).suffix == ".safetensors":  # weights only: a warm start
+        return None
     try:
         content = torch_load(path, mmap=True, weights_only=True)
     except pickle.UnpicklingError:
@@ -132,7 +139,15 @@ def checkpoint_steps(content: dict[str, Any]) -> tuple[int, int]:
 
 def warm_start(module: Any, ckpt: Path) -> None:
     """Load an original (PL 1.x) checkpoint's weights and step count; optimizers start afresh."""
-    content = read_checkpoint(ckpt)
+    try:
+        content = read_checkpoint(ckpt)
+    except UnsafeCheckpointError as e:  # its hint names --unsafe, which train does not take
+        reason = str(e).split(". If you trust")[0]
+        raise UnsafeCheckpointError(
+            f"{reason}. `taming train` never unpickles code; if you trust the file, convert it "
+            f"once (taming convert --unsafe {ckpt.name} weights.safetensors) and pass "
+            "--resume_from_checkpoint weights.safetensors"
+        ) from None
     state = content.get("state_dict")
     if not isinstance(state, dict):
         raise CheckpointError(f"{ckpt}: no state_dict")
