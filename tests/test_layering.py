@@ -28,6 +28,7 @@ RANKS = {
     "taming.config": 0,
     "taming.images": 0,
     "taming.schedules": 0,
+    "taming.runref": 0,  # stage configs named by their run (config level)
     "taming.autoencoder": 1,
     "taming.cond.stages": 1,
     "taming.sampling": 2,

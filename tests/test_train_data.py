@@ -126,6 +126,8 @@ def test_own_photos_training_half_in_process(photos, tmp_path, monkeypatch, caps
         [gpt_run] = sorted(Path("logs").glob("*_gpt"))
         model = taming.load(gpt_run)
         tokenizer = taming.load(vq_run)
+        vq_run.rename(tmp_path / "moved")  # the transformer run states its first stage itself
+        alone = taming.load(gpt_run)
     finally:
         torch.set_num_threads(threads)
     assert model.transformer.vocab_size == 256 and model.transformer.block_size == 256
@@ -133,5 +135,7 @@ def test_own_photos_training_half_in_process(photos, tmp_path, monkeypatch, caps
         model.first_stage_model.state_dict().items(), tokenizer.state_dict().items(), strict=True
     ):
         assert name == name2 and torch.equal(p, q), name
+    for p, q in zip(alone.state_dict().values(), model.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
     with pytest.raises(ConfigError, match="needs --data"):
         overrides_from_flags([GPT_SMALL], val_data="photos")
