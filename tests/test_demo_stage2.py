@@ -66,7 +66,9 @@ def test_transformer_stage_learns_and_writes_samples(tmp_path, capsys):
     assert model.transformer.block_size == 64  # 8x8 codes
     argv = ["sample", "-r", str(out / "transformer"), "-n", "2", "--size", "32,64"]
     assert main([*argv, "--no-progress", "--device", "cpu"]) == 0
-    folder = out / "transformer" / "samples" / "top_k_250_temp_1.00_top_p_1.0" / "40"
+    folder = (
+        out / "transformer" / "samples" / "top_k_250_temp_1.00_top_p_1.0_32x64" / "40"
+    )  # --size names it
     with Image.open(folder / "000001.png") as img:
         assert img.size == (64, 32)
     capsys.readouterr()

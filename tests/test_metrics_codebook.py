@@ -63,13 +63,14 @@ def test_collapse_warning_counts_the_codes_that_could_be_used():
     assert collapse_warning(torch.zeros(8, dtype=torch.long)) is None
 
 
-def test_training_logs_dead_codes_and_warns_on_collapse(tmp_path, caplog):
+def test_training_logs_dead_codes_and_warns_on_collapse(tmp_path, caplog, monkeypatch):
     """A codebook whose codes but one lie far away: validation uses one code of 64."""
     import logging
 
     import taming
     from test_train_module import metrics, random_data, train, values, vq_model, write_config
 
+    monkeypatch.setenv("TAMING_TRUSTED_TARGETS", "test_train_module.")  # its dataset class
     cfg_model = vq_model(n_embed=64)
     model = taming.instantiate_from_config(
         {**cfg_model, "params": {**cfg_model["params"], "lossconfig": None}}
