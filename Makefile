@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all demo lint bench clean
+.PHONY: install test test-all demo lint bench browser clean
 
 $(STAMP): pyproject.toml constraints-ci.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ lint: $(STAMP)
 # every benchmark against the original in one run; JSON lines last (see benchmarks/run_all.py)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py --out bench-results.jsonl
+
+# headless-browser test of `taming serve`: Debian's chromium + Playwright's Python package
+# (its bundled driver; no browser download). Needs root or sudo for apt-get.
+browser: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(PY) -m pip install -q -c constraints-ci.txt -e ".[dev,browser]"
+	$(PY) -m pytest -q tests/test_serve_browser.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -9,7 +9,11 @@ style), window 16x16, i.e. sequences of 256 conditioning + up to 255 image token
 
 prints a JSON object as its last line with `s_per_image_b1`, `s_per_image_b8`,
 `tokens_per_s_b1`, `tokens_per_s_b8`, `sliding_s_per_image` (16x16 grid: one window),
-`sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16` (opt-in bf16 decode weights).
+`sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16` and `s_per_image_b1_int8`
+(opt-in bf16 / int8 decode weights, with `b1_<fmt>_uses` saying which format the speed probe of
+`GPT.to_low_precision` picked on this CPU: fp32 where the format is slower), the decode error
+of both formats (`logits_rel_err_<fmt>`, `greedy_agreement_<fmt>` vs fp32, token by token over
+256 positions) and, with `--compile`, `compile_s` and `s_per_image_b1_compiled`.
 `--baseline` adds faithful re-implementations of the original's slow samplers, timed on the same
 machine: `Net2NetTransformer.sample` (full recompute per step, original attention math),
 `sample_with_past` (cache re-concatenated every step, HF top-k/top-p filter) and the original
@@ -46,7 +50,8 @@ logger = logging.getLogger("bench_sample")
 CONFIG = dict(vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=512)
 TOP_K = 100
 STEPS = 256
-PARTS = ("b1", "b8", "sliding16", "sliding32", "bf16", "uncached")
+PARTS = ("b1", "b8", "sliding16", "sliding32", "lowp", "accuracy", "uncached")
+LOW_PRECISION = ("bf16", "int8")
 
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
@@ -64,11 +69,48 @@ def timed_pair(
     ours: Callable[[], object], base: Callable[[], object], repeats: int
 ) -> tuple[float, float]:
     """Median times of two functions run alternately, so load changes hit both alike."""
-    t_ours, t_base = [], []
+    t = timed_group({"ours": ours, "base": base}, repeats)
+    return t["ours"], t["base"]
+
+
+def timed_group(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median times of several functions run in turn, `repeats` rounds."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t_ours.append(timed(ours, 1))
-        t_base.append(timed(base, 1))
-    return sorted(t_ours)[repeats // 2], sorted(t_base)[repeats // 2]
+        for key, fn in fns.items():
+            times[key].append(timed(fn, 1))
+    return {k: sorted(v)[repeats // 2] for k, v in times.items()}
+
+
+def with_format(gpt: GPT, fmt: str | None, fn: Callable[[], object]) -> Callable[[], object]:
+    """`fn` run with decode weights `fmt` (set before, fp32 restored after)."""
+
+    def run() -> object:
+        gpt.decode_weight_format = fmt
+        try:
+            return fn()
+        finally:
+            gpt.decode_weight_format = None
+
+    return run
+
+
+@torch.inference_mode()
+def decode_accuracy(gpt: GPT, fmt: str, steps: int = STEPS) -> tuple[float, float]:
+    """`(max |logits - fp32| / max |fp32 logits|, greedy-token agreement)` of decode weights
+    `fmt`, feeding one random sequence token by token (the sampling path)."""
+    seq = torch.randint(0, CONFIG["vocab_size"], (1, steps), generator=torch.Generator())
+
+    def logits(f: str | None) -> torch.Tensor:
+        gpt.decode_weight_format = f
+        cache = gpt.setup_cache(1, steps)
+        out = [gpt.forward_cached(seq[:, n : n + 1], n, cache) for n in range(steps)]
+        gpt.decode_weight_format = None
+        return torch.cat(out, dim=1)  # (1, steps, vocab)
+
+    ref, low = logits(None), logits(fmt)
+    err = ((low - ref).abs().max() / ref.abs().max()).item()
+    return err, (low.argmax(-1) == ref.argmax(-1)).float().mean().item()
 
 
 # ------------------------------------------------------------------ the original's samplers
@@ -164,6 +206,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per measurement")
     parser.add_argument("--baseline-forwards", type=int, default=6)
     parser.add_argument(
+        "--compile", action="store_true", help="also time a torch.compile'd decode step"
+    )
+    parser.add_argument(
         "--parts",
         default=",".join(PARTS),
         help=f"comma-separated subset of {','.join(PARTS)} (to split a run over quiet periods)",
@@ -177,7 +222,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     gpt = GPT(**CONFIG).eval()
-    res: dict[str, float] = {}
+    res: dict[str, float | str] = {}
 
     def record(key: str, value: float) -> None:
         res[key] = round(value, 4)
@@ -224,12 +269,51 @@ def main() -> None:
         record(key, t)
 
     cond = torch.zeros(1, 1, dtype=torch.long)
-    if "bf16" in parts:
-        gpt.to_low_precision("bf16")
-        sample_tokens(gpt, cond, 32, top_k=TOP_K)
-        t = timed(lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K), args.repeats)
-        record("s_per_image_b1_bf16", t)
-        gpt.to_low_precision(None)
+    if "lowp" in parts:  # fp32, bf16, int8 (and the original) alternately at batch 1
+        fns = {}
+        for fmt in LOW_PRECISION:  # what a user gets: fp32 where the format is slower here
+            used = gpt.to_low_precision(fmt).decode_weight_format or "fp32"
+            res[f"b1_{fmt}_uses"] = used
+            logger.info("%-40s %10s", f"b1_{fmt}_uses", used)
+            sample = lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
+            fns[fmt] = with_format(gpt, gpt.decode_weight_format, sample)
+            fns[fmt]()  # warm-up: builds this format's decode weights
+            gpt.to_low_precision(None)
+        fns["fp32"] = lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)
+        if args.baseline:
+            fns["base"] = lambda: original_sample_with_past(gpt, mask, cond, STEPS, TOP_K)
+        t = timed_group(fns, args.repeats)
+        for fmt in LOW_PRECISION:
+            record(f"s_per_image_b1_{fmt}", t[fmt])
+        if args.baseline:
+            for fmt in ("fp32", *LOW_PRECISION):
+                record(f"speedup_b1_{fmt}_lowp_run", t["base"] / t[fmt])
+
+    if "accuracy" in parts:
+        for fmt in LOW_PRECISION:
+            err, agree = decode_accuracy(gpt, fmt)
+            record(f"logits_rel_err_{fmt}", err)
+            record(f"greedy_agreement_{fmt}", agree)
+
+    if args.compile:
+        from taming.transformer.gpt import cpp_compiler
+
+        if cpp_compiler() is None:
+            logger.info("compile: skipped, no C++ compiler (inductor needs one on CPU)")
+        else:
+            gpt.compile_decode()
+            t0 = time.perf_counter()
+            sample_tokens(gpt, cond, 8, top_k=TOP_K)  # compiles (positions are dynamic)
+            record("compile_s", time.perf_counter() - t0)
+            compiled = lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
+            eager = with_format(gpt, None, compiled)
+            gpt.compile_decode(False)
+            eager_t = timed(eager, 1)  # eager, then compiled, alternately
+            gpt.compile_decode()
+            t = timed_group({"compiled": compiled}, args.repeats)["compiled"]
+            record("s_per_image_b1_compiled", t)
+            record("s_per_image_b1_eager_compile_run", eager_t)
+            gpt.compile_decode(False)
 
     if args.baseline and "uncached" in parts:
         t = timed(lambda: original_sample(gpt, mask, cond, STEPS, TOP_K), 1)

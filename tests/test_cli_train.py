@@ -283,6 +283,23 @@ def _wait_for_checkpoint(path: Path, proc: subprocess.Popen, min_step: int, time
     raise AssertionError("no checkpoint in time")
 
 
+class _RestoredState(Callback):
+    """Copies the weights and optimizer states training starts from (after the restore)."""
+
+    def on_train_start(self, trainer, pl_module):
+        frozen = getattr(pl_module, "frozen_prefix", None) or "\0"
+        self.weights = {
+            k: v.detach().clone()
+            for k, v in pl_module.state_dict().items()
+            if not k.startswith(frozen)
+        }
+        self.optimizers = [
+            {"state": {i: {n: torch.as_tensor(t).clone() for n, t in st.items()}
+                       for i, st in opt.state_dict()["state"].items()}}
+            for opt in trainer.optimizers
+        ]  # fmt: skip
+
+
 def test_sigkill_mid_run_then_resume_continues(tmp_path):
     images = make_images(tmp_path / "imgs", n=8)
     cfg = tiny_config(tmp_path / "tiny.yaml", images, disc_start=3, validation=False)
@@ -310,7 +327,22 @@ def test_sigkill_mid_run_then_resume_continues(tmp_path):
     assert killed["taming"]["step_count"] >= saved >= 4  # past disc_start (3)
     step = killed["taming"]["step_count"]
 
-    assert main(["train", "-r", str(run), "--max_steps", str(step + 3), *QUIET]) == 0
+    from taming.train.run import TrainOptions, run_training
+
+    probe = _RestoredState()
+    opts = TrainOptions(resume=str(run), overrides=QUIET, trainer={"max_steps": step + 3})
+    run_training(TrainOptions(**{**opts.__dict__, "callbacks": [probe]}))
+    # what training continued from is exactly last.ckpt: weights and both Adam moments
+    assert probe.weights.keys() == killed["state_dict"].keys()
+    for k, v in killed["state_dict"].items():
+        assert torch.equal(probe.weights[k], v), k
+    assert len(probe.optimizers) == len(killed["optimizer_states"]) == 2
+    for restored, saved in zip(probe.optimizers, killed["optimizer_states"], strict=True):
+        assert restored["state"].keys() == saved["state"].keys()
+        for i, state in saved["state"].items():
+            assert set(state) == {"step", "exp_avg", "exp_avg_sq"}
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(restored["state"][i][name]), value), name
     resumed = load_ckpt(last)
     assert resumed["taming"]["step_count"] == step + 3
     assert resumed["global_step"] == 2 * (step + 3)

@@ -329,3 +329,18 @@ def test_lightning_1x_callback_classes_load_without_lightning(tmp_path, monkeypa
     content = read_checkpoint(path)
     assert torch.equal(content["state_dict"]["w"], torch.ones(2))
     assert "pytorch_lightning" not in sys.modules
+
+
+def test_vqmodel_checkpoint_loads_into_a_loss_without_lpips(vq_dir):
+    """perceptual_weight=0 builds no LPIPS; the original checkpoint's `loss.perceptual_loss.*`
+    keys are dropped by rule and the rest (the PatchGAN) loads strictly: its logits are the
+    original's."""
+    model = taming.load(
+        vq_dir, with_loss=True, overrides=["model.params.lossconfig.params.perceptual_weight=0"]
+    )
+    assert model.loss.perceptual_loss is None
+    assert not any(".perceptual_loss." in k for k in model.state_dict())
+    inputs = torch.load(vq_dir / "inputs.pt")
+    exp = torch.load(vq_dir / "expected.pt")
+    with torch.no_grad():
+        close(model.loss.discriminator(inputs["x"]), exp["disc_logits_x"], "disc_logits_x")

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from taming.compat.checkpoint import filter_state_dict, read_state_dict
+from taming.transformer import cpu_matmul
+from taming.transformer.cpu_matmul import quantize_int8
 from taming.transformer.gpt import GPT, gpt_checkpoint_filter, legacy_attn_mask
 from taming.transformer.kv_cache import KVCache
 
@@ -256,7 +258,7 @@ def test_decode_weights_follow_parameter_updates():
         gpt.blocks[1].mlp[2].weight.mul_(0.5)  # an optimiser-like in-place step
     torch.testing.assert_close(cached_logits(gpt, idx, [10]), gpt(idx)[0].detach())
     gpt.release_decode_weights()
-    assert gpt._decode is None
+    assert not gpt._decode
     torch.testing.assert_close(cached_logits(gpt, idx, [1] * 10), gpt(idx)[0].detach())
 
 
@@ -270,7 +272,7 @@ def test_cached_decoding_in_every_product_layout(batch):
     torch.testing.assert_close(cached_logits(gpt, idx, [1] * 48), full)
     torch.testing.assert_close(cached_logits(gpt, idx, [5, 2, 41]), full)
     clone = copy.deepcopy(gpt)  # the packed decode weights are a cache, not state
-    assert gpt._decode is not None and clone._decode is None
+    assert gpt._decode and not clone._decode
     torch.testing.assert_close(cached_logits(pickle.loads(pickle.dumps(gpt)), idx, [48]), full)
 
 
@@ -283,14 +285,16 @@ def test_cached_decoding_with_width_not_divisible_by_the_split():
 # ----------------------------------------------------------------------------- low precision
 
 
-@pytest.mark.parametrize(("fmt", "tol"), [("bf16", 0.02), ("fp16", 0.004)])
+@pytest.mark.parametrize(("fmt", "tol"), [("bf16", 0.02), ("fp16", 0.004), ("int8", 0.03)])
 def test_low_precision_decode_weights(fmt, tol):
-    """bf16/fp16 decode weights: logits within `tol` of fp32 (tiny random model with unit-scale
-    logits); the fp32 path and the parameters are unchanged; `None` restores exact fp32."""
+    """bf16/fp16/int8 decode weights: logits within `tol` of fp32 (tiny random model with
+    unit-scale logits), greedy tokens mostly agree; the fp32 path and the parameters are
+    unchanged; `None` restores exact fp32."""
     gpt = make_gpt(std=0.1, vocab=64, block=64, n_layer=4, n_embd=64)
     idx = torch.randint(0, 64, (2, 64))
     ref = gpt(idx)[0].detach()
-    gpt.to_low_precision(fmt)
+    gpt.to_low_precision(fmt, only_if_faster=False)
+    assert gpt.decode_weight_format == fmt
     low = cached_logits(gpt, idx, [8] + [1] * 56)
     err = (low - ref).abs().max().item()
     assert 0 < err < tol * ref.abs().max().item()
@@ -302,6 +306,54 @@ def test_low_precision_decode_weights(fmt, tol):
     torch.testing.assert_close(cached_logits(gpt, idx, [64]), ref, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError):
         gpt.to_low_precision("int4")
+
+
+def test_int8_quantisation_is_per_channel_round_to_nearest():
+    w = torch.randn(24, 40) * torch.logspace(-3, 1, 24)[:, None]
+    wq, scale = quantize_int8(w)
+    assert wq.dtype == torch.int8 and scale.shape == (24,)
+    assert wq.abs().max() <= 127 and (wq.abs().amax(1) == 127).all()  # each row's peak uses 127
+    deq = wq.double() * scale.double()[:, None]
+    assert ((deq - w).abs() <= scale.double()[:, None] / 2 * (1 + 1e-4)).all()
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize(("d_in", "fused_mm"), [(64, True), (64, False), (40, True)])
+def test_int8_linear_equals_dequantised_product(rows, d_in, fused_mm, monkeypatch):
+    """int8 DecodeLinear = float64 product with the dequantised weight: to bf16 accuracy with
+    `aten._weight_int8pack_mm` (bf16 activations), to fp32 accuracy in the fallback (no such
+    op, or an input width it cannot take)."""
+    if not fused_mm:
+        monkeypatch.setattr(cpu_matmul, "_int8_mm_works", lambda: False)
+    fused = fused_mm and d_in % 32 == 0 and cpu_matmul._int8_mm_works()
+    w, b, x = torch.randn(48, d_in), torch.randn(48), torch.randn(rows, d_in)
+    lin = cpu_matmul.DecodeLinear([w[:16], w[16:]], [b[:16], b[16:]], "int8")
+    wq, scale = quantize_int8(w)
+    ref = x.double() @ (wq.double() * scale.double()[:, None]).t() + b.double()
+    tol = 2e-2 * ref.abs().max().item() if fused else 1e-4
+    torch.testing.assert_close(lin(x).double(), ref, atol=tol, rtol=0)
+
+
+def test_onednn_failure_falls_back(monkeypatch):
+    """A torch whose private oneDNN ops fail still decodes (public ops), with the same math."""
+
+    class Broken:
+        def __getattr__(self, name):
+            raise AttributeError(name)
+
+    monkeypatch.setattr(torch.ops, "mkldnn", Broken())
+    w, x = torch.randn(64, 32), torch.randn(6, 32)
+    assert cpu_matmul._onednn_linear_weight(w) is None
+    torch.testing.assert_close(cpu_matmul.DecodeLinear([w], None)(x), x @ w.t())
+
+
+def test_slower_format_falls_back_to_fp32(monkeypatch, caplog):
+    gpt = make_gpt()
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes: (1.0, 2.0))
+    assert gpt.to_low_precision("bf16").decode_weight_format is None
+    assert "slower than fp32" in caplog.text
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes: (2.0, 1.0))
+    assert gpt.to_low_precision("int8").decode_weight_format == "int8"
 
 
 # ----------------------------------------------------------------------------- fixtures
@@ -332,3 +384,28 @@ def test_fixture_logits(compat_dir, name):
         torch.testing.assert_close(logits, expected["logits"], atol=1e-5, rtol=1e-5)
     cached = cached_logits(gpt, inputs["idx"], [1] * 64)
     torch.testing.assert_close(cached, expected["gpt_logits"], atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def test_compile_needs_a_cpp_compiler(monkeypatch):
+    monkeypatch.setattr("taming.transformer.gpt.cpp_compiler", lambda: None)
+    with pytest.raises(RuntimeError, match="C\\+\\+ compiler"):
+        make_gpt().compile_decode()
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_equals_eager():
+    """The compiled one-token step (dynamic positions: one compilation) gives the full
+    forward's logits at every position; pickling drops the compiled code."""
+    from taming.transformer.gpt import cpp_compiler
+
+    if cpp_compiler() is None:
+        pytest.skip("no C++ compiler: inductor cannot build CPU kernels here")
+    gpt = make_gpt(block=16)
+    idx = torch.randint(0, 37, (2, 16))
+    full = gpt(idx)[0].detach()
+    gpt.compile_decode()
+    torch.testing.assert_close(cached_logits(gpt, idx, [3] + [1] * 13), full)
+    assert pickle.loads(pickle.dumps(gpt))._compiled_step is None

@@ -522,12 +522,27 @@ CONFIGS = REPO / "configs" / "transformer"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
-def test_transformer_configs_build(path):
+def test_transformer_configs_build(path, tmp_path):
     from taming.config import load_config
 
     cfg = load_config(path)
+    overrides = []
+    if "run" in cfg.model.params.first_stage_config:  # named by its run: a run of the preset
+        run = tmp_path / "run"
+        (run / "configs").mkdir(parents=True)
+        vq = (
+            REPO
+            / "configs"
+            / "vqgan"
+            / ("folder_vqgan.yaml" if "folder_t" in path.stem else f"{path.stem}.yaml")
+        )
+        (run / "configs" / "t-project.yaml").write_text(vq.read_text())
+        overrides = [
+            f"model.params.first_stage_config.run={run}",
+            "model.params.first_stage_config.params.ckpt_path=null",
+        ]
     with torch.device("meta"):  # no memory for the large ones
-        model = taming.load(path, stage_ckpts=False, device="meta")
+        model = taming.load(path, stage_ckpts=False, device="meta", overrides=overrides)
     assert isinstance(model, Net2NetTransformer)
     gpt, first = model.transformer, model.first_stage_model
     assert gpt.vocab_size == first.n_embed

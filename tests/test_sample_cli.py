@@ -29,26 +29,7 @@ from taming.pipeline import (
     sample_images,
 )
 from taming.sampling import sample_tokens
-from tiny_net2net import CONFIGS, N_LABELS, build_model, model_params, tiny_gpt, tiny_vq
-
-STEP = 7
-
-
-def write_run(root: Path, kind: str) -> Path:
-    """A run folder with a random tiny model of `kind` (uncond, class, seg)."""
-    params = model_params(kind)
-    cfg = {
-        "model": {"target": "taming.models.cond_transformer.Net2NetTransformer", "params": params}
-    }
-    run = root / f"2026-01-01T00-00-00_{kind}"
-    (run / "configs").mkdir(parents=True)
-    (run / "checkpoints").mkdir()
-    (run / "configs" / "2026-01-01T00-00-00-project.yaml").write_text(yaml.safe_dump(cfg))
-    model = build_model(kind)
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    ckpt = {"state_dict": state, "global_step": STEP, "taming": {"step_count": STEP}}
-    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
-    return run
+from tiny_net2net import CONFIGS, N_LABELS, STEP, tiny_gpt, tiny_vq, write_run
 
 
 @pytest.fixture(scope="module")
@@ -197,9 +178,10 @@ def test_sliding_window_two_times_wide(runs, models, tmp_path):
     again = sample_images(model, 2, size=(16, 32), generator=gen(0), return_tokens=True)[1]
     assert torch.equal(again, tokens)
     assert sample("-r", str(runs["uncond"]), "-o", str(tmp_path), "-n", "2", "--size", "16,32") == 0
-    files = pngs(tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0" / str(STEP))
-    with Image.open(files[0]) as img:
+    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_16x32" / str(STEP)
+    with Image.open(pngs(folder)[0]) as img:
         assert img.size == (32, 16)  # (W, H)
+    assert json.loads((folder / "summary.json").read_text())["size"] == [16, 32]
     # class prefix + sliding window
     assert sample_images(models["class"], 1, cond=3, size=(32, 32)).shape == (1, 3, 32, 32)
 
@@ -234,7 +216,8 @@ def test_completion_keeps_the_given_tokens(runs, models, tmp_path):
     assert len(pngs(folder)) == 2 and (folder / "grid.png").is_file()
     mask_png = tmp_path / "mask.png"
     Image.fromarray((mask.numpy() * 255).astype(np.uint8)).save(mask_png)
-    assert sample(*argv, "--mask", str(mask_png), "-n", "1") == 0
+    assert sample(*argv, "--mask", str(mask_png), "-n", "1") == 2  # the folder holds samples
+    assert sample(*argv, "--mask", str(mask_png), "-n", "1", "--overwrite") == 0
 
     # class-conditional completion (per class in the CLI)
     cls = models["class"]
@@ -315,16 +298,16 @@ def test_segmentation_png_condition(runs, models, tmp_path):
 
 
 def test_guidance_through_the_sliding_window(runs, models, tmp_path, monkeypatch):
-    import taming.sampling.sliding as sliding
+    import taming.cond.generation as generation
 
     seen = []
-    real = sliding.sample_sliding_window
+    real = generation.sample_sliding_window
 
     def spy(*args, **kwargs):
         seen.append(kwargs["null_cond"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sliding, "sample_sliding_window", spy)
+    monkeypatch.setattr(generation, "sample_sliding_window", spy)
     seg = models["seg"]
     rng = np.random.default_rng(1)
     cond = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, N_LABELS, (32, 24))))
@@ -339,7 +322,7 @@ def test_guidance_through_the_sliding_window(runs, models, tmp_path, monkeypatch
     argv = ["-r", run, "-o", str(tmp_path), "--classes", "1", "-n", "1", "--cfg-scale", "2"]
     assert sample(*argv, "--size", "32,32") == 0
     assert torch.equal(seen[-1], torch.full((1, 1), models["class"].null_token))
-    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_cfg_2" / str(STEP) / "1"
+    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_cfg_2_32x32" / str(STEP) / "1"
     with Image.open(pngs(folder)[0]) as img:
         assert img.size == (32, 32)
 

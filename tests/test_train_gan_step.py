@@ -38,9 +38,10 @@ def make_model(disc_start: int = 0, perceptual_weight: float = 1.0, dtype=torch.
     )
     model = VQModel(ddconfig=DDCONFIG, lossconfig=loss, n_embed=64, embed_dim=8)
     model.init_loss()
-    with torch.no_grad():  # a non-trivial LPIPS: random positive heads
-        for lin in model.loss.perceptual_loss.lins:
-            lin.model[-1].weight.uniform_(0.0, 1.0)
+    if model.loss.perceptual_loss is not None:  # None when perceptual_weight == 0
+        with torch.no_grad():  # a non-trivial LPIPS: random positive heads
+            for lin in model.loss.perceptual_loss.lins:
+                lin.model[-1].weight.uniform_(0.0, 1.0)
     return model.to(dtype).train()
 
 

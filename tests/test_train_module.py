@@ -64,6 +64,12 @@ class RandomImages(Dataset):
         return {self.key: self.x[i]}
 
 
+@pytest.fixture(autouse=True)
+def _trust_this_module(monkeypatch):
+    """The configs here name this module's dataset: trusted by prefix, as a user would."""
+    monkeypatch.setenv("TAMING_TRUSTED_TARGETS", "test_train_module.")
+
+
 def write_config(path: Path, model: dict, data: dict, base_lr: float = 1e-4) -> Path:
     model = {"base_learning_rate": base_lr, **model}
     path.write_text(yaml.safe_dump({"model": model, "data": data}))

@@ -8,13 +8,16 @@ random weights are a function of the kind alone.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from taming.cond import Net2NetTransformer
 
 N_LABELS = 5
+STEP = 7  # the optimizer step recorded in the runs' checkpoints
 SEEDS = {"uncond": 0, "class": 1, "seg": 2}
 
 
@@ -86,3 +89,24 @@ def build_model(kind: str) -> Net2NetTransformer:
     with torch.no_grad():  # a peakier, input-dependent distribution than the 0.02 init
         model.transformer.head.weight.mul_(40)
     return model.eval()
+
+
+def write_run(root: Path, kind: str, extra: dict[str, Any] | None = None) -> Path:
+    """A run folder of the model of `kind`, written the way `taming train` writes one
+    (`configs/*-project.yaml`, `checkpoints/last.ckpt` with `model.`-prefixed keys and the step
+    count); `extra` adds top-level config sections (e.g. `data`)."""
+    cfg = {
+        "model": {
+            "target": "taming.models.cond_transformer.Net2NetTransformer",
+            "params": model_params(kind),
+        },
+        **(extra or {}),
+    }
+    run = root / f"2026-01-01T00-00-00_{kind}"
+    (run / "configs").mkdir(parents=True)
+    (run / "checkpoints").mkdir()
+    (run / "configs" / "2026-01-01T00-00-00-project.yaml").write_text(yaml.safe_dump(cfg))
+    state = {f"model.{k}": v for k, v in build_model(kind).state_dict().items()}
+    ckpt = {"state_dict": state, "global_step": STEP, "taming": {"step_count": STEP}}
+    torch.save(ckpt, run / "checkpoints" / "last.ckpt")
+    return run

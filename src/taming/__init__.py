@@ -8,7 +8,7 @@ from taming.config import instantiate_from_config, load_config
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "instantiate_from_config", "load", "load_config"]
+__all__ = ["__version__", "create_model", "instantiate_from_config", "load", "load_config"]
 
 
 def __getattr__(name: str):
@@ -17,4 +17,8 @@ def __getattr__(name: str):
         from taming.loading import load
 
         return load
+    if name == "create_model":
+        from taming.registry import create_model
+
+        return create_model
     raise AttributeError(f"module 'taming' has no attribute {name!r}")

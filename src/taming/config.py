@@ -4,16 +4,28 @@ Configs follow the original project's schema (`target: dotted.path.Class`, `para
 Legacy target strings are mapped through `taming.compat.targets.LEGACY_TARGETS`, so the
 original YAML files instantiate unchanged. Constructor signatures are the config: every
 `params` key must be a keyword argument of the target, otherwise a `ConfigError` names it.
+
+Configs are a trust boundary: a `target:` is resolved only through an allow list (classes
+of this package, the original targets of the alias table, and classes under `torch.nn`,
+`torch.optim` and Lightning's callbacks/loggers). Anything else (`os.system`, a function,
+a module of your own) is refused before it is imported, unless the caller trusts the config:
+`with trusted_config(): ...` (CLI `--trust-config`, `taming.load(..., trust_config=True)`),
+or the environment variable `TAMING_TRUSTED_TARGETS` lists its prefix (comma separated,
+e.g. `mypkg.,lab.models.`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import difflib
 import importlib
 import inspect
 import logging
+import os
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +35,12 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ConfigError",
+    "check_keys",
     "get_obj_from_str",
     "instantiate_from_config",
     "load_config",
     "to_container",
+    "trusted_config",
     "validate_kwargs",
 ]
 
@@ -65,24 +79,69 @@ def load_config(
     return OmegaConf.merge(*configs) if configs else OmegaConf.create()
 
 
-def get_obj_from_str(target: str) -> Any:
-    """Resolve a dotted `module.Class` string, through the legacy alias table first."""
-    from taming.compat.targets import LEGACY_TARGETS
+_TRUST: contextvars.ContextVar[bool] = contextvars.ContextVar("taming_trust_config", default=False)
 
+
+@contextlib.contextmanager
+def trusted_config(trust: bool = True) -> Iterator[None]:
+    """Within this block, config targets are imported without the allow list (`trust=True`)."""
+    token = _TRUST.set(bool(trust) or _TRUST.get())
+    try:
+        yield
+    finally:
+        _TRUST.reset(token)
+
+
+def _trusted_prefixes() -> tuple[str, ...]:
+    from taming.compat.targets import TRUSTED_TARGETS_ENV
+
+    raw = os.environ.get(TRUSTED_TARGETS_ENV, "")
+    return tuple(p.strip() for p in raw.split(",") if p.strip())
+
+
+def _refuse(target: str, where: str) -> ConfigError:
+    from taming.compat.targets import TRUSTED_TARGETS_ENV
+
+    return ConfigError(
+        f"{where}: target '{target}' is not on the allow list (classes of taming, the "
+        "original targets, torch.nn, torch.optim, Lightning callbacks/loggers); configs can run "
+        "code, so if you trust this one pass --trust-config (Python: trust_config=True) or add "
+        f"its prefix to {TRUSTED_TARGETS_ENV}"
+    )
+
+
+def get_obj_from_str(target: str, where: str = "target") -> Any:
+    """Resolve a dotted `module.Class` string, through the legacy alias table first.
+
+    Untrusted (the default), only allow-listed targets resolve, and only to classes; the
+    check runs before anything is imported.
+    """
+    from taming.compat.targets import LEGACY_TARGETS, allowed_prefix
+
+    if not isinstance(target, str):
+        raise ConfigError(f"{where}: target must be a dotted path string, got {target!r:.60}")
     resolved = LEGACY_TARGETS.get(target, target)
     module, _, name = resolved.rpartition(".")
     if not module:
-        raise ConfigError(f"target '{target}' is not a dotted path 'module.Name'")
+        raise ConfigError(f"{where}: target '{target}' is not a dotted path 'module.Name'")
+    trusted = _TRUST.get() or any(resolved.startswith(p) for p in _trusted_prefixes())
+    if not trusted and not allowed_prefix(resolved):
+        raise _refuse(target, where)
     try:
         mod = importlib.import_module(module)
     except ImportError as e:
         raise ConfigError(
-            f"unknown target '{target}': module '{module}' cannot be imported ({e})"
+            f"{where}: unknown target '{target}': module '{module}' cannot be imported ({e})"
         ) from e
     try:
-        return getattr(mod, name)
+        obj = getattr(mod, name)
     except AttributeError:
-        raise ConfigError(f"unknown target '{target}': '{module}' has no '{name}'") from None
+        raise ConfigError(
+            f"{where}: unknown target '{target}': '{module}' has no '{name}'"
+        ) from None
+    if not trusted and not inspect.isclass(obj):
+        raise _refuse(target, where)
+    return obj
 
 
 _SPECIAL_TARGETS = ("__is_first_stage__", "__is_unconditional__")
@@ -108,7 +167,7 @@ def instantiate_from_config(config: Any, where: str = "config", **extra: Any) ->
     if not isinstance(params, dict):
         raise ConfigError(f"{where}.params: expected a mapping, got {type(params).__name__}")
     params = {**params, **extra}
-    obj = get_obj_from_str(target)
+    obj = get_obj_from_str(target, where=f"{where}.target")
     validate_kwargs(obj, params, f"{where}.params", name=target)
     return obj(**params)
 
@@ -178,7 +237,10 @@ def validate_kwargs(
         if unknown:
             k = unknown[0]
             accepted = ", ".join(params)
-            raise ConfigError(f"{where}.{k}: unknown key for {name} (accepted: {accepted})")
+            raise ConfigError(
+                f"{where}.{k}: unknown key for {name}{_did_you_mean(k, params)} "
+                f"(accepted: {accepted})"
+            )
     missing = [
         k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs
     ]
@@ -189,3 +251,23 @@ def validate_kwargs(
         if hint is not None and not _type_ok(v, hint):
             got = f"{type(v).__name__} {v!r:.60}"
             raise ConfigError(f"{where}.{k}: expected {_type_name(hint)} for {name}, got {got}")
+
+
+def _did_you_mean(key: str, valid: Iterable[str]) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_keys(section: Any, valid: Iterable[str], where: str) -> None:
+    """Fail with one line naming the first key of `section` not in `valid` (closest name too)."""
+    if not isinstance(section, Mapping | DictConfig):
+        return
+    valid = list(valid)
+    for key in section:
+        if key not in valid:
+            hint = _did_you_mean(str(key), valid)
+            prefix = f"{where}." if where else ""
+            raise ConfigError(
+                f"{prefix}{key}: unknown key{hint} (valid: {', '.join(valid)}; pass "
+                "--allow-extra-keys to keep your own sections)"
+            )

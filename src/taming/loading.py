@@ -36,7 +36,7 @@ from taming.compat.checkpoint import (
     read_checkpoint,
     strip_trainer_prefix,
 )
-from taming.config import ConfigError, instantiate_from_config, load_config
+from taming.config import ConfigError, instantiate_from_config, load_config, trusted_config
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,7 @@ def _build(
     with_loss: bool = False,
     stage_ckpts: bool | None = None,
     unsafe: bool = False,
+    trust_config: bool = False,
 ) -> tuple[nn.Module, dict[str, Any] | None]:
     """Instantiate the configured model and load its checkpoint: `(model, checkpoint dict)`."""
     cfg = load_config([*files.configs, *base], list(overrides))
@@ -166,11 +167,12 @@ def _build(
     if not stage_ckpts:
         model_cfg = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
         drop_nested_ckpt_paths(model_cfg.get("params"))
-    model = instantiate_from_config(model_cfg, where="model")
-    if with_loss:
-        if not hasattr(model, "init_loss"):
-            raise ConfigError(f"{type(model).__name__} has no training loss to build")
-        model.init_loss()
+    with trusted_config(trust_config):
+        model = instantiate_from_config(model_cfg, where="model")
+        if with_loss:
+            if not hasattr(model, "init_loss"):
+                raise ConfigError(f"{type(model).__name__} has no training loss to build")
+            model.init_loss()
     if content is not None:
         load_model_state(model, content["state_dict"], source=str(ckpt))
         step = content.get("global_step")
@@ -190,6 +192,7 @@ def load(
     with_loss: bool = False,
     stage_ckpts: bool | None = None,
     unsafe: bool = False,
+    trust_config: bool = False,
     overrides: list[str] | None = None,
     device: str | torch.device = "cpu",
     dtype: str | None = None,
@@ -208,6 +211,9 @@ def load(
         stage_ckpts: read the `ckpt_path`s nested in the config (first/cond stage weights).
             Default: only when no checkpoint of the whole model is loaded (it holds them).
         unsafe: allow pickles that may run code (only for files you trust).
+        trust_config: import any `target:` the config names. By default only the allow list
+            resolves (taming's classes, the original targets, torch.nn/torch.optim classes;
+            see `taming.config`), since a config can name any callable (`os.system`).
         overrides: dotlist overrides applied to the config (`model.params.n_embed=512`).
         device: where to put the model (`"cpu"`, `"cuda"`, a `torch.device`).
         dtype: `"bf16"` runs the VQGAN encoders/decoders in bfloat16 (opt-in, inference;
@@ -221,6 +227,7 @@ def load(
         with_loss=with_loss,
         stage_ckpts=stage_ckpts,
         unsafe=unsafe,
+        trust_config=trust_config,
     )
     return prepare_first_stage(model.to(device).eval(), dtype, compile)
 
@@ -232,6 +239,7 @@ def load_sampling_model(
     base: Sequence[str] = (),
     overrides: Sequence[str] = (),
     unsafe: bool = False,
+    trust_config: bool = False,
     device: str | torch.device = "cpu",
 ) -> tuple[Any, int, Path | None]:
     """A `Net2NetTransformer` for sampling, loaded as `load` does, plus where it came from.
@@ -242,6 +250,7 @@ def load_sampling_model(
         base: extra configs merged after the run's (`taming sample -b`).
         overrides: dotlist overrides.
         unsafe: allow pickles that may run code.
+        trust_config: import any `target:` the config names (see `load`).
         device: where to put the model.
 
     Returns:
@@ -251,7 +260,9 @@ def load_sampling_model(
     from taming.cond.net2net import Net2NetTransformer
 
     files = resolve_model_files(resume, ckpt)
-    model, content = _build(files, base=base, overrides=overrides, unsafe=unsafe)
+    model, content = _build(
+        files, base=base, overrides=overrides, unsafe=unsafe, trust_config=trust_config
+    )
     if not isinstance(model, Net2NetTransformer):
         raise ConfigError(
             f"{resume}: is a {type(model).__name__}; `taming sample` needs a transformer "

@@ -31,6 +31,7 @@ from taming.compat.checkpoint import (
     read_state_dict,
     strip_trainer_prefix,
 )
+from taming.compat.pretrained import PretrainedMixin
 from taming.config import ConfigError, instantiate_from_config, to_container, validate_kwargs
 from taming.quantize.base import QuantizeOutput
 from taming.quantize.ema import EMAVectorQuantizer
@@ -91,7 +92,7 @@ def _configured_quantizer(
     return quantizer
 
 
-class VQModel(nn.Module):
+class VQModel(PretrainedMixin, nn.Module):
     """Vector-quantised autoencoder (the VQGAN generator).
 
     Args:
@@ -193,11 +194,16 @@ class VQModel(nn.Module):
     def checkpoint_key_rule(self, key: str) -> bool:
         """True for checkpoint keys this model drops by rule instead of loading.
 
-        `loss.*` when no loss is built (inference), `colorize` when the model has no such buffer
+        `loss.*` when no loss is built (inference), the keys the loss drops by its own rule
+        (LPIPS when `perceptual_weight == 0`), `colorize` when the model has no such buffer
         (a visualisation projection).
         """
-        if self.loss is None and key.startswith("loss."):
-            return True
+        if key.startswith("loss."):
+            if self.loss is None:
+                return True
+            rule = getattr(self.loss, "checkpoint_key_rule", None)  # e.g. LPIPS not built
+            if rule is not None and rule(key[len("loss.") :]):
+                return True
         return key == "colorize" and not hasattr(self, "colorize")
 
     def load_checkpoint_state(
@@ -249,6 +255,29 @@ class VQModel(nn.Module):
             code_b.reshape(-1), shape=(b, h, w, self.embed_dim)
         )
         return self.decode(quant)
+
+    @property
+    def factor(self) -> int:
+        """Spatial downsampling factor `f = 2 ** (len(ch_mult) - 1)`: an `H x W` image has an
+        `H/f x W/f` code grid."""
+        return 2 ** (len(self.ddconfig["ch_mult"]) - 1)
+
+    @property
+    def resolution(self) -> int:
+        """The image size the model was configured (trained) for (`ddconfig.resolution`)."""
+        return int(self.ddconfig.get("resolution", 0))
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the images it encodes (3 for RGB, 1 for depth, `n_labels` one-hot)."""
+        return int(self.ddconfig.get("in_channels", 3))
+
+    def decode_memory_bytes(self, h: int, w: int, batch: int = 1) -> int:
+        """A rough float32 activation peak of decoding `batch` code grids of `h x w`: three
+        feature maps of the first level's width at full resolution (input, output, skip)."""
+        f = self.factor
+        width = int(self.ddconfig["ch"]) * int(self.ddconfig["ch_mult"][0])
+        return 4 * batch * 3 * width * (h * f) * (w * f)
 
     def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstruct: returns `(dec, emb_loss)`."""

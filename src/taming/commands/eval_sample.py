@@ -36,14 +36,6 @@ def _sampling_api() -> Any:
     return taming.pipeline
 
 
-def _class_seed(seed: int, key: int | None) -> int:
-    import numpy as np
-
-    if key is None:
-        return int(seed)
-    return int(np.random.SeedSequence([int(seed), int(key) + 1]).generate_state(1)[0])
-
-
 def run_sample(args: argparse.Namespace) -> int:
     from taming.config import ConfigError
     from taming.metrics.inception_weights import resolve_inception_weights
@@ -68,17 +60,20 @@ def run_sample(args: argparse.Namespace) -> int:
     model = taming.load(args.model, unsafe=args.unsafe, device=device)
     if not hasattr(model, "first_stage_model") or not hasattr(model, "transformer"):
         raise ConfigError(f"--model {args.model}: a {type(model).__name__}, not a transformer run")
-    n_classes = getattr(model.cond_stage_model, "n_classes", None)
+    n_classes = model.n_classes
     classes: list[int | None] = [None]
     if n_classes is not None:
         classes = list(api.parse_classes(args.classes, int(n_classes)))
-    kw = {
-        "top_k": args.top_k or None,
-        "top_p": args.top_p if args.top_p < 1 else None,
-        "temperature": args.temperature,
-        "cfg_scale": args.cfg_scale,
-        "use_cache": not args.no_cache_kv,
-    }
+    try:
+        config = api.SamplingConfig(
+            top_k=args.top_k or None,
+            top_p=args.top_p if args.top_p < 1 else None,
+            temperature=args.temperature,
+            cfg_scale=args.cfg_scale,
+            use_cache=not args.no_cache_kv,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     settings = f"top_k_{args.top_k}_temp_{args.temperature:.2f}_top_p_{args.top_p}"
     if args.rejection:
         settings += f"_rejection_{args.acceptance:g}"
@@ -88,7 +83,7 @@ def run_sample(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     images, rejection = [], {}
     for c in classes:
-        gen = torch.Generator(device).manual_seed(_class_seed(args.seed, c))
+        gen = torch.Generator(device).manual_seed(api.class_seed(args.seed, c))
         if scorer is not None:
             x, _, _, info = api.rejection_sample(
                 model,
@@ -96,10 +91,10 @@ def run_sample(args: argparse.Namespace) -> int:
                 scorer,
                 args.acceptance,
                 cond=c,
+                config=config,
                 batch_size=args.sample_batch,
                 progress=not args.no_progress,
                 generator=gen,
-                **kw,
             )
             rejection["all" if c is None else str(c)] = info
         else:
@@ -107,10 +102,10 @@ def run_sample(args: argparse.Namespace) -> int:
                 model,
                 args.num_samples,
                 cond=c,
+                config=config,
                 generator=gen,
                 batch_size=args.sample_batch,
                 progress=not args.no_progress,
-                **kw,
             )
         prefix = "" if c is None else f"{c:04}_"
         save_images(x, outdir / "images", pattern=prefix + "{:06}.png")

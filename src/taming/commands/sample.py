@@ -5,13 +5,18 @@
     taming sample -r logs/<cin run> --classes 1 --rejection scorer.py:score --acceptance 0.1
     taming sample -r logs/<run> --size 512,1024                 # larger: sliding window
     taming sample -r logs/<seg run> --condition labels.png      # segmentation / depth map
-    taming sample -r logs/<run> --complete photo.png --keep-top 0.5
+    taming sample -r logs/<run> --complete photo.png --keep-top 0.5  # at the training size
+    taming sample -r logs/<seg run> --from-data validation -n 8  # conditions from the dataset
 
 Output (as `sample_fast.py`): `<outdir or run>/samples/top_k_{k}_temp_{t:.2f}_top_p_{p}/
-{global_step}/[{class}/]{count:06}.png`, a `grid.png` per folder and `summary.json`.
-Conditioned and completed samples go to a `cond_<name>/` or `complete_<name>/` subfolder;
-guidance and rejection add `_cfg_{s}` / `_rejection_{a}` to the settings folder. The same
-`--seed` gives the same images (per class, whichever other classes are sampled).
+{global_step}/[{class}/]{count:06}.png`, a `grid.png` per folder and `summary.json` (every
+setting, the size included). Conditioned, completed and dataset samples go to a
+`cond_<name>/`, `complete_<name>/` or `from_<split>/` subfolder; guidance, rejection and
+`--size` add `_cfg_{s}` / `_rejection_{a}` / `_{H}x{W}` to the settings folder. A folder that
+already holds samples is never written over (`--overwrite` allows it). The same `--seed` gives
+the same images (per class, whichever other classes are sampled). Before sampling, the token
+count, the decode memory and a time estimate are logged; sizes past `--max-tokens` /
+`--max-decode-gib` are refused with the estimate.
 """
 
 from __future__ import annotations
@@ -109,7 +114,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.1,
         help="--rejection: fraction of candidates kept (default 0.1)",
     )
+    p.add_argument(
+        "--from-data",
+        default=None,
+        metavar="SPLIT",
+        help="take conditions (and ground truth) from the run config's data.params.SPLIT",
+    )
     p.add_argument("--no-grid", action="store_true", help="do not write grid.png")
+    p.add_argument(
+        "--overwrite", action="store_true", help="allow writing into a folder with samples"
+    )
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=65536,
+        help="refuse images of more tokens than this (default 65536)",
+    )
+    p.add_argument(
+        "--max-decode-gib",
+        type=float,
+        default=16.0,
+        help="refuse batches whose decode needs more memory than this (default 16 GiB)",
+    )
     p.add_argument("--unsafe", action="store_true", help="allow checkpoints that may run code")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument(
@@ -117,10 +143,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--decode-weights",
-        choices=["bf16", "fp16"],
+        choices=["bf16", "fp16", "int8"],
         default=None,
-        help="opt-in: cached sampling multiplies with bf16/fp16 copies of the transformer's "
-        "Linear weights (faster on CPU; logits differ from fp32 by ~1e-2; default fp32)",
+        help="opt-in: cached sampling multiplies with bf16/fp16 copies or per-channel int8 "
+        "quantisations of the transformer's Linear weights (logits differ from fp32 by ~1e-2; "
+        "kept fp32, with a warning, where a quick probe finds the format slower on this CPU)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="opt-in: torch.compile the transformer's one-token decode step and the VQGAN "
+        "decoder (inductor; needs a C++ compiler on CPU; compiling takes a while at first)",
     )
     p.add_argument(
         "--dtype",
@@ -128,7 +161,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="fp32",
         help="opt-in: run the VQGAN decoder in bf16 (CPUs with native bf16; default fp32)",
     )
-    p.add_argument("--compile", action="store_true", help="opt-in: torch.compile the VQGAN decoder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="config overrides (OmegaConf dotlist)"
@@ -164,13 +196,17 @@ def run(args: argparse.Namespace) -> int:
         mask=args.mask,
         rejection=args.rejection,
         acceptance=args.acceptance,
+        from_data=args.from_data,
         grid=not args.no_grid,
+        overwrite=args.overwrite,
+        max_tokens=args.max_tokens,
+        max_decode_gib=args.max_decode_gib,
         unsafe=args.unsafe,
         device=args.device,
         use_cache=not args.no_cache,
         decode_weights=args.decode_weights,
+        compile=args.compile,
         first_stage_dtype=args.dtype,
-        compile_first_stage=args.compile,
         progress=not args.no_progress,
     )
     try:

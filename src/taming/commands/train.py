@@ -12,7 +12,8 @@ Flags of the original: `-b/--base` (several YAMLs, merged left to right), `-t/--
 `--strategy`, `--precision`, `--num_nodes`, `--max_steps`, `--max_epochs`,
 `--accumulate_grad_batches`, `--gpus` (PL 1.x style, e.g. `0,`), `--resume_from_checkpoint`;
 any other Trainer argument as a dotlist override `lightning.trainer.<arg>=<value>`.
-Remaining `key.sub=value` arguments override the config.
+Own photos: `--data DIR` (seeded train/validation split), `--val-data DIR`, `--first-stage RUN`
+(see `taming.commands.train_data`). Remaining `key.sub=value` arguments override the config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import logging
 from typing import Any
+
+from taming.commands import train_data
 
 logger = logging.getLogger(__name__)
 
@@ -138,9 +141,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="write checkpoints/last.ckpt every N steps (default 500)",
     )
+    p.add_argument(
+        "--allow-extra-keys",
+        action="store_true",
+        help="accept unknown keys in the config's fixed sections (your own sections)",
+    )
+    p.add_argument(
+        "--skip-nonfinite",
+        type=int,
+        default=0,
+        metavar="N",
+        help="skip batches with a NaN/Inf loss or gradient (at most N, then stop); default: "
+        "stop at the first",
+    )
     g = p.add_argument_group("trainer options (override lightning.trainer)")
     for flag, (typ, text) in TRAINER_FLAGS.items():
         g.add_argument(f"--{flag}", type=typ, default=None, help=text)
+    train_data.add_arguments(p)  # --data, --val-data, --first-stage
     p.add_argument(
         "overrides", nargs="*", metavar="key.sub=value", help="config overrides (OmegaConf dotlist)"
     )
@@ -161,7 +178,12 @@ def run(args: argparse.Namespace) -> int:
 
     opts = TrainOptions(
         base=list(args.base or []),
-        overrides=_split_overrides(args),
+        overrides=[
+            *train_data.overrides_from_flags(
+                list(args.base or []), args.data, args.val_data, args.first_stage
+            ),
+            *_split_overrides(args),
+        ],
         train=args.train,
         test=not args.no_test,
         resume=args.resume or None,
@@ -174,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         project=args.project,
         trainer={k: getattr(args, k) for k in TRAINER_FLAGS if k != "resume_from_checkpoint"},
         save_every=args.save_every,
+        allow_extra_keys=args.allow_extra_keys,
+        skip_nonfinite=args.skip_nonfinite,
     )
     result = run_training(opts)
     if result.trainer is not None and result.trainer.is_global_zero:

@@ -30,9 +30,12 @@ __all__ = [
     "CheckpointError",
     "UnsafeCheckpointError",
     "filter_state_dict",
+    "make_stand_in",
     "load_state_dict_strict",
     "read_checkpoint",
+    "read_pickle",
     "read_state_dict",
+    "torch_load",
     "strip_trainer_prefix",
 ]
 
@@ -80,6 +83,8 @@ def _make_stub(qualified: str) -> type:
     return _Stub
 
 
+make_stand_in = _make_stub  # public name for converters that read other pickled layouts
+
 _TRUST_HINT = "If you trust this file, load it with unsafe=True (CLI: --unsafe)."
 
 
@@ -90,12 +95,37 @@ def _refused(path: Path, error: Exception) -> UnsafeCheckpointError:
     )
 
 
+def _unreadable(path: Path, error: BaseException) -> CheckpointError:
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return CheckpointError(
+        f"{path.name}: cannot read this checkpoint, the file is truncated, damaged or not a "
+        f"checkpoint ({type(error).__name__}: {reason[:120]})"
+    )
+
+
+def torch_load(path: str | Path, **kwargs: Any) -> Any:
+    """`torch.load(path, map_location="cpu", **kwargs)` with one-line errors for an empty,
+    truncated or foreign file (`CheckpointError` naming it); a refusal of the restricted
+    unpickler (`pickle.UnpicklingError`) passes through."""
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise CheckpointError(f"{path.name}: the checkpoint file is empty (0 bytes): {path}")
+    try:
+        return torch.load(path, map_location="cpu", **kwargs)
+    except pickle.UnpicklingError:
+        raise
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as e:
+        if isinstance(e, CheckpointError | FileNotFoundError):
+            raise
+        raise _unreadable(path, e) from e
+
+
 def _load_pickle(path: Path, unsafe: bool) -> Any:
     if unsafe:
         logger.warning("loading %s with weights_only=False (unsafe=True): code in it may run", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch_load(path, weights_only=False)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_load(path, weights_only=True)
     except pickle.UnpicklingError as first_error:
         try:
             names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
@@ -109,9 +139,17 @@ def _load_pickle(path: Path, unsafe: bool) -> Any:
             ) from None
         with torch.serialization.safe_globals([_make_stub(n) for n in names]):
             try:
-                return torch.load(path, map_location="cpu", weights_only=True)
+                return torch_load(path, weights_only=True)
             except pickle.UnpicklingError as e:
                 raise _refused(path, e) from e
+
+
+def read_pickle(path: str | Path, unsafe: bool = False) -> Any:
+    """Whatever a pickled checkpoint holds, read with the restricted unpickler (see above)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    return _load_pickle(path, unsafe)
 
 
 def read_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:
@@ -131,7 +169,13 @@ def read_checkpoint(path: str | Path, unsafe: bool = False) -> dict[str, Any]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return {"state_dict": load_file(str(path), device="cpu")}
+        try:
+            return {"state_dict": load_file(str(path), device="cpu")}
+        except Exception as e:  # SafetensorError: truncated header or data
+            raise CheckpointError(
+                f"{path.name}: cannot read this safetensors file, it is truncated or damaged "
+                f"({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})"
+            ) from e
     obj = _load_pickle(path, unsafe)
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"{path}: expected a dict, found {type(obj).__name__}")

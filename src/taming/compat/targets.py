@@ -63,3 +63,23 @@ LEGACY_TARGETS: dict[str, str] = {
     "main.ImageLogger": "taming.train.callbacks.ImageLogger",
     "main.LearningRateMonitor": "lightning.pytorch.callbacks.LearningRateMonitor",
 }
+
+# ---------------------------------------------------------------------------------------------
+# the allow list: which `target:` strings a config may name without being trusted
+
+# Namespaces whose classes configs legitimately name. Only classes are allowed under them
+# (no functions such as `os.system` or `taming.loading.load(unsafe=True)`).
+ALLOWED_CLASS_PREFIXES: tuple[str, ...] = (
+    "taming.",
+    "torch.nn.",
+    "torch.optim.",
+    "lightning.pytorch.callbacks.",
+    "lightning.pytorch.loggers.",
+)
+
+TRUSTED_TARGETS_ENV = "TAMING_TRUSTED_TARGETS"
+
+
+def allowed_prefix(resolved: str, extra: tuple[str, ...] = ()) -> bool:
+    """True if a (resolved) dotted target lies in an allowed namespace (before importing it)."""
+    return any(resolved.startswith(p) for p in (*ALLOWED_CLASS_PREFIXES, *extra))

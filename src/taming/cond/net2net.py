@@ -16,7 +16,10 @@ code keeps working. Differences, each a fix or an addition:
 - `encode_to_c` always returns `(B, Lc)` indices (the original left flat `(B*h*w,)` indices of
   VQ cond stages unbatched, which broke segmentation/depth models; SPEC §10.2).
 - `sample` decodes with a static KV cache (`use_cache=False` recomputes like the original) and
-  adds top-p, classifier-free guidance and a seedable generator.
+  adds top-p, classifier-free guidance and a seedable generator (a thin wrapper over
+  `taming.sampling.sample_tokens` with a `SamplingConfig`).
+- The model answers what image-level sampling needs (device, factor, window, conditions,
+  one sampling route, decoding on `VQModel.decode_code`): `taming.cond.generation`.
 - Classifier-free guidance training: with `cond_drop_prob > 0` the condition of each training
   sample is replaced by `null_token` with that probability.
 """
@@ -38,8 +41,12 @@ from taming.compat.checkpoint import (
     read_state_dict,
     strip_trainer_prefix,
 )
+from taming.compat.pretrained import PretrainedMixin
+from taming.cond.generation import Net2NetSampling
 from taming.cond.stages import SOSProvider
 from taming.config import ConfigError, instantiate_from_config, to_container
+from taming.runref import resolve_net2net_configs
+from taming.sampling.config import SamplingConfig, resolve_config
 from taming.sampling.sample import complete_tokens, sample_tokens
 from taming.transformer.gpt import DROP_KEY_SUFFIXES, GPT, gpt_checkpoint_filter
 
@@ -50,7 +57,7 @@ __all__ = ["Net2NetTransformer"]
 _IDENTITY_PERMUTER = {"target": "taming.modules.transformer.permuter.Identity"}
 
 
-class Net2NetTransformer(nn.Module):
+class Net2NetTransformer(PretrainedMixin, Net2NetSampling, nn.Module):
     """Conditional autoregressive transformer over first-stage codes.
 
     Args:
@@ -92,6 +99,9 @@ class Net2NetTransformer(nn.Module):
         null_token: int | None = None,
     ) -> None:
         super().__init__()
+        transformer_config, first_stage_config, cond_stage_config = resolve_net2net_configs(
+            transformer_config, first_stage_config, cond_stage_config
+        )  # stages named by their run (`run: logs/...`), null GPT sizes (taming.runref)
         self.be_unconditional = unconditional
         self.sos_token = sos_token
         self.first_stage_key = first_stage_key
@@ -226,11 +236,10 @@ class Net2NetTransformer(nn.Module):
 
     @torch.no_grad()
     def decode_to_img(self, index: torch.Tensor, zshape: Sequence[int]) -> torch.Tensor:
-        """Permuted indices (B, h*w) and the latent shape (B, D, h, w) -> images."""
-        index = self.permuter(index, reverse=True)
-        bhwc = (zshape[0], zshape[2], zshape[3], zshape[1])
-        quant_z = self.first_stage_model.quantize.get_codebook_entry(index.reshape(-1), shape=bhwc)
-        return self.first_stage_model.decode(quant_z)
+        """Permuted indices (B, h*w) and the latent shape (B, D, h, w) -> images (the
+        original's signature, on `decode_codes`)."""
+        codes = self.permuter(index, reverse=True).reshape(zshape[0], zshape[2], zshape[3])
+        return self.decode_codes(codes)
 
     # -- training --------------------------------------------------------------------------
 
@@ -284,8 +293,7 @@ class Net2NetTransformer(nn.Module):
     def shared_step(self, batch: Mapping[str, Any], batch_idx: int | None = None) -> torch.Tensor:
         """Mean cross-entropy of the image tokens."""
         x, c = self.get_xc(batch)
-        device = self.transformer.tok_emb.weight.device
-        logits, target = self(x.to(device), c.to(device))
+        logits, target = self(x.to(self.device), c.to(self.device))
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), target.reshape(-1))
 
     # -- sampling --------------------------------------------------------------------------
@@ -301,38 +309,35 @@ class Net2NetTransformer(nn.Module):
         top_k: int | None = None,
         callback: Callable[[int], Any] | None = None,
         *,
-        top_p: float | None = None,
-        use_cache: bool = True,
+        config: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
-        cfg_scale: float = 1.0,
         progress: bool = False,
+        **settings: Any,
     ) -> torch.Tensor:
         """Draw `steps` image tokens after the condition `c` (B, Lc) and given tokens `x`.
 
-        The original signature; returns `(B, Lx + steps)` (the given tokens are kept). The
-        extra keyword arguments add nucleus filtering, KV caching (default), a generator for
-        the draws and classifier-free guidance (`cfg_scale`, with `null_token`).
+        The original signature; returns `(B, Lx + steps)` (the given tokens are kept). A
+        thin wrapper over `taming.sampling.sample_tokens`: `config` (a `SamplingConfig`) or
+        keyword fields of it (`top_p`, `use_cache`, `cfg_scale`) add nucleus filtering, the
+        KV cache switch and classifier-free guidance (with `null_token`); `temperature`,
+        `sample` and `top_k` apply when no `config` is given.
         """
         if self.transformer.training:
             raise RuntimeError("sample() needs the transformer in eval mode (call .eval())")
+        if config is None:
+            config = SamplingConfig(temperature=temperature, sample=sample, top_k=top_k)
+        config = resolve_config(config, settings)
         step_cb = None if callback is None else (lambda k, _probs: callback(k))
-        null = None
-        if cfg_scale != 1.0:
-            null = torch.full_like(c[:1], self.null_token)
+        null = torch.full_like(c[:1], self.null_token) if config.guided else None
         return sample_tokens(
             self.transformer,
             c,
             steps,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            sample=sample,
+            config,
             generator=generator,
-            use_cache=use_cache,
             callback=step_cb,
             progress=progress,
             x=x,
-            cfg_scale=cfg_scale,
             null_cond=null,
         )
 
@@ -342,10 +347,11 @@ class Net2NetTransformer(nn.Module):
         z_indices: torch.Tensor,
         known: torch.Tensor,
         c_indices: torch.Tensor,
+        config: SamplingConfig | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
         """Keep the `known` (bool, (L,) or (B, L)) tokens of `z_indices` and sample the rest."""
-        return complete_tokens(self.transformer, c_indices, z_indices, known, **kwargs)
+        return complete_tokens(self.transformer, c_indices, z_indices, known, config, **kwargs)
 
     @torch.no_grad()
     def log_images(
@@ -366,7 +372,7 @@ class Net2NetTransformer(nn.Module):
         took it from the trainer's validation dataset; `Net2NetModule` passes it), labelled
         by `label_for_category_no` (default: the category number).
         """
-        device = self.transformer.tok_emb.weight.device
+        device = self.device
         x, c = self.get_xc(batch, N)
         x, c = x.to(device), c.to(device)
         quant_z, z_indices = self.encode_to_z(x)

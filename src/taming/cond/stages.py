@@ -9,17 +9,37 @@ interface `encode(c) -> (quant_c, loss_or_None, (None, None, indices))`.
 - `CoordStage`: coordinate maps in [0, 1], area-downsampled and quantised to `n_embed` levels.
 - `DummyCondStage`: the dataset already provides token ids (scene layouts).
 Spatial conditions (segmentation, depth) use a frozen `VQModel`/`VQSegmentationModel`.
+
+For sampling, each stage here prepares its own condition (`condition_kind` and
+`prepare_condition(cond, n, device, size)`): what a user passes (nothing, class ids, token
+lists, a map) is checked and turned into what `encode` takes. Stages without these (the VQ
+models) take `(1 or n, C, H, W)` maps; `Net2NetTransformer.prepare_condition` asks the stage.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from taming.config import ConfigError
 from taming.quantize.base import QuantizeInfo, QuantizeOutput
 
-__all__ = ["CoordStage", "DummyCondStage", "Labelator", "SOSProvider"]
+__all__ = ["CoordStage", "DummyCondStage", "Labelator", "SOSProvider", "coordinate_map"]
+
+
+def coordinate_map(size: tuple[int, int]) -> torch.Tensor:
+    """The FacesHQ coordinate condition of an `(H, W)` image: `arange(H*W) / (H*W)`,
+    `(1, 1, H, W)` in [0, 1) (raster position of each pixel)."""
+    H, W = size
+    return (torch.arange(H * W, dtype=torch.float32) / (H * W)).reshape(1, 1, H, W)
+
+
+def _check_rows(rows: int, n: int, what: str) -> None:
+    if rows not in (1, n):
+        raise ConfigError(f"give 1 or {n} {what}, got {rows}")
 
 
 class SOSProvider(nn.Module):
@@ -34,6 +54,16 @@ class SOSProvider(nn.Module):
         super().__init__()
         self.sos_token = sos_token
         self.quantize_interface = quantize_interface
+
+    condition_kind = "none"
+
+    def prepare_condition(
+        self, cond: Any, n: int, device: torch.device, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """No condition: the SOS token `(1, 1)`."""
+        if cond is not None:
+            raise ConfigError("the model is unconditional: it takes no condition or classes")
+        return torch.full((1, 1), int(self.sos_token), dtype=torch.long, device=device)
 
     def encode(self, x: torch.Tensor) -> QuantizeOutput | torch.Tensor:
         c = torch.full((x.shape[0], 1), self.sos_token, dtype=torch.long, device=x.device)
@@ -54,6 +84,25 @@ class Labelator(nn.Module):
         super().__init__()
         self.n_classes = n_classes
         self.quantize_interface = quantize_interface
+
+    condition_kind = "class"
+
+    def prepare_condition(
+        self, cond: Any, n: int, device: torch.device, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Class ids (an int, or `n` of them) -> checked tokens `(1 or n, 1)`."""
+        if cond is None:
+            raise ConfigError(
+                f"the model is class-conditional: give class ids in [0, {self.n_classes})"
+            )
+        ids = torch.as_tensor(cond, dtype=torch.long, device=device).reshape(-1)
+        _check_rows(ids.numel(), n, "class ids")
+        bad = [int(i) for i in ids.tolist() if not 0 <= int(i) < self.n_classes]
+        if bad:
+            raise ConfigError(
+                f"class id {bad[0]} is out of range: the model has {self.n_classes} classes"
+            )
+        return ids[:, None]
 
     def encode(self, c: torch.Tensor) -> QuantizeOutput | torch.Tensor:
         c = torch.as_tensor(c)
@@ -80,6 +129,23 @@ class CoordStage(nn.Module):
         super().__init__()
         self.n_embed = n_embed
         self.down_factor = down_factor
+
+    condition_kind = "spatial"
+    makes_own_condition = True
+
+    def prepare_condition(
+        self, cond: Any, n: int, device: torch.device, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """A coordinate map `(1 or n, 1, H, W)`; by default that of an image of `size`."""
+        if cond is None:
+            if size is None:
+                raise ConfigError("a coordinate-conditioned model needs the sample size")
+            cond = coordinate_map(size)
+        c = torch.as_tensor(cond).to(device)
+        if c.ndim != 4:
+            raise ConfigError(f"a coordinate condition is a (B, 1, H, W) map, got {tuple(c.shape)}")
+        _check_rows(c.shape[0], n, "conditions")
+        return c.float()
 
     def encode(self, c: torch.Tensor) -> QuantizeOutput:
         if c.ndim != 4 or c.shape[1] != 1:
@@ -108,6 +174,24 @@ class DummyCondStage(nn.Module):
     def __init__(self, conditional_key: str) -> None:
         super().__init__()
         self.conditional_key = conditional_key
+
+    condition_kind = "tokens"
+
+    def prepare_condition(
+        self, cond: Any, n: int, device: torch.device, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
+        """Layout token ids `(L,)` or `(1 or n, L)` -> `(1 or n, L)`."""
+        if cond is None:
+            raise ConfigError(
+                f"the model is conditioned on '{self.conditional_key}' tokens: give a condition"
+            )
+        c = torch.as_tensor(cond).to(device)
+        c = c[None] if c.ndim == 1 else c
+        if c.ndim != 2 or c.dtype.is_floating_point or c.shape[0] not in (1, n):
+            raise ConfigError(
+                f"layout conditions are (1 or {n}, L) token ids, got {c.dtype} {tuple(c.shape)}"
+            )
+        return c.long()
 
     def encode(self, c: torch.Tensor) -> QuantizeOutput:
         return QuantizeOutput(c, None, QuantizeInfo(None, None, c))

@@ -26,7 +26,7 @@ from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
 from taming.data import albu
-from taming.data.io import BadFileTracker, BadImageError, load_image
+from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
 from taming.data.transforms import to_float_image
 
 logger = logging.getLogger(__name__)
@@ -38,10 +38,13 @@ def _decode_rgb(path: str) -> np.ndarray:
     """`np.array(Image.open(path).convert("RGB"))` (the original), errors as `BadImageError`."""
     try:
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()  # truncated files fail here
             arr = np.array(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise BadImageError(path, "file not found") from None
+    except BadImageError:
+        raise
     except Exception as e:
         raise BadImageError(path, f"{type(e).__name__}: {e}") from e
     if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:

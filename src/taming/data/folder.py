@@ -12,12 +12,17 @@
   Listed files that are missing or unreadable are skipped at load time with one warning each.
 
 Every example is `{"image": float32 (size, size, 3) in [-1, 1], "file_path_": str}`.
+
+One folder for training and validation: `split="train"` / `split="validation"` keep a seeded
+random split of the sorted paths (`split_seed`; `val_fraction` of them, at least one, go to
+validation), so the two datasets of a config never share an image and every run splits alike.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +30,15 @@ from taming.data.base import ImagePaths
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageFolderDataset", "find_images", "read_image_list"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "ImageFolderDataset",
+    "find_images",
+    "read_image_list",
+    "split_paths",
+]
+
+SPLITS = ("train", "validation")
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".jpg",
@@ -102,6 +115,29 @@ def read_image_list(list_file: str | os.PathLike) -> list[str]:
     return paths
 
 
+def split_paths(
+    paths: Sequence[str], split: str, val_fraction: float = 0.1, seed: int = 0
+) -> list[str]:
+    """The `split` ("train" or "validation") part of a seeded random split of `paths`.
+
+    `max(1, round(val_fraction * n))` paths go to validation (none of fewer than 2 paths, so a
+    one-image folder still trains); both parts keep the sorted order.
+
+    Raises:
+        ValueError: unknown `split`, or `val_fraction` outside [0, 1).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in [0, 1), got {val_fraction}")
+    n = len(paths)
+    n_val = 0 if n < 2 or val_fraction == 0 else max(1, round(val_fraction * n))
+    order = random.Random(seed).sample(range(n), n)
+    val = set(order[:n_val])
+    keep = (lambda i: i in val) if split == "validation" else (lambda i: i not in val)
+    return [p for i, p in enumerate(paths) if keep(i)]
+
+
 class ImageFolderDataset(ImagePaths):
     """Square crops of the images of a folder tree or of a file list.
 
@@ -112,10 +148,14 @@ class ImageFolderDataset(ImagePaths):
         random_flip: mirror left-right with probability 0.5.
         interpolation: resize filter (nearest, bilinear, bicubic, area, lanczos).
         extensions: image file extensions to collect from a folder (default: common ones).
+        split: None (all images), or "train" / "validation": that part of a seeded split
+            (see `split_paths`), for one folder used for both.
+        val_fraction: share of the images that `split="validation"` takes.
+        split_seed: seed of the split (the same seed gives the same split).
 
     Raises:
         FileNotFoundError: `root_or_list` does not exist.
-        ValueError: no image found there.
+        ValueError: no image found there (or none left in this split).
     """
 
     def __init__(
@@ -126,6 +166,9 @@ class ImageFolderDataset(ImagePaths):
         random_flip: bool = False,
         interpolation: str = "bilinear",
         extensions: list[str] | None = None,
+        split: str | None = None,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
     ):
         src = Path(root_or_list).expanduser()
         if not src.exists():
@@ -139,7 +182,12 @@ class ImageFolderDataset(ImagePaths):
             paths = read_image_list(src)
             if not paths:
                 raise ValueError(f"image list file {src} lists no images")
+        if split is not None:
+            paths = split_paths(paths, split, val_fraction, split_seed)
+            if not paths:
+                raise ValueError(f"{src}: no images left for split '{split}'")
         self.root_or_list = str(src)
+        self.split = split
         super().__init__(
             paths,
             size=size,
@@ -149,4 +197,5 @@ class ImageFolderDataset(ImagePaths):
             exif_transpose=True,
             original_convert=False,
         )
-        logger.info("%s: %d images from %s", type(self).__name__, len(paths), src)
+        part = f" ({split} split)" if split else ""
+        logger.info("%s: %d images from %s%s", type(self).__name__, len(paths), src, part)

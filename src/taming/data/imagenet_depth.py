@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 
 from taming.data import albu
 from taming.data.imagenet import ImageNetTrain, ImageNetValidation
-from taming.data.io import BadFileTracker, BadImageError, load_image
+from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
 from taming.data.transforms import to_float_image
 
 __all__ = [
@@ -88,6 +88,7 @@ def load_depth(path: str) -> np.ndarray:
     """
     try:
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()
             if img.mode != "RGBA":
                 raise BadImageError(

@@ -15,6 +15,10 @@ unreadable file kill the epoch. Here:
     showed whatever colour sat under transparent pixels (often black); white is what a viewer
     shows and is the usual choice for logos/cut-outs.
 - Every decoding problem is raised as `BadImageError` (an `OSError`) naming the file.
+- Decompression bombs (a small file that decodes to a huge image) are refused before decoding:
+  `check_pixels` compares the header's width x height with an explicit limit, Pillow's
+  default of 89,478,485 pixels (about 256 MiB as RGB), configurable with the environment
+  variable `TAMING_MAX_IMAGE_PIXELS` (0: no limit).
 - `BadFileTracker` turns such errors into "use the next readable example": one warning per bad
   file, and a count of skipped files that is shared with DataLoader worker processes (a flag per
   example in shared memory), so `num_skipped` in the main process is the total over workers.
@@ -35,14 +39,20 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BadFileTracker",
     "BadImageError",
+    "MAX_IMAGE_PIXELS_ENV",
     "NoReadableExampleError",
+    "check_pixels",
     "load_image",
+    "max_image_pixels",
     "to_rgb",
 ]
 
 T = TypeVar("T")
 
 WHITE = (255, 255, 255)
+
+MAX_IMAGE_PIXELS_ENV = "TAMING_MAX_IMAGE_PIXELS"
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default, made explicit
 
 
 class BadImageError(OSError):
@@ -61,6 +71,30 @@ class BadImageError(OSError):
 
 class NoReadableExampleError(RuntimeError):
     """Raised when every example of a dataset turned out to be unreadable."""
+
+
+def max_image_pixels() -> int | None:
+    """The pixel limit of the data loaders (`TAMING_MAX_IMAGE_PIXELS`; None: no limit)."""
+    raw = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise ValueError(f"{MAX_IMAGE_PIXELS_ENV}={raw!r}: expected a number of pixels") from None
+    return value if value > 0 else None
+
+
+def check_pixels(img: Image.Image, path: str | os.PathLike) -> None:
+    """Refuse (`BadImageError`) an opened, not yet decoded image over the pixel limit."""
+    limit = max_image_pixels()
+    w, h = img.size
+    if limit is not None and w * h > limit:
+        raise BadImageError(
+            path,
+            f"{w}x{h} = {w * h:,} pixels is over the limit of {limit:,} (a decompression "
+            f"bomb?); not decoded. Set {MAX_IMAGE_PIXELS_ENV} to allow larger images",
+        )
 
 
 def _rescale_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
@@ -130,6 +164,7 @@ def load_image(
     """
     try:
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()  # decode now: truncated data fails here
             if exif_transpose:
                 try:
@@ -141,6 +176,8 @@ def load_image(
                 rgb = img.copy()  # detach from the file handle
     except FileNotFoundError:
         raise BadImageError(path, "file not found") from None
+    except BadImageError:
+        raise
     except Exception as e:
         raise BadImageError(path, f"{type(e).__name__}: {e}") from e
     if rgb.width == 0 or rgb.height == 0:
@@ -186,6 +223,7 @@ class BadFileTracker:
         if not -n <= index < n:
             raise IndexError(f"{self.name}: index {index} out of range for {n} examples")
         index %= n
+        last: BadImageError | None = None
         for step in range(n):
             j = (index + step) % n
             if self._flags[j]:
@@ -194,6 +232,7 @@ class BadFileTracker:
                 return load(j)
             except BadImageError as e:
                 self._flags[j] = 1
+                last = e
                 logger.warning(
                     "%s: skipping unreadable example %d (%s: %s); using the next one instead",
                     self.name,
@@ -201,9 +240,8 @@ class BadFileTracker:
                     e.path,
                     e.reason,
                 )
-        raise NoReadableExampleError(
-            f"{self.name}: none of its {n} examples could be read (see the warnings above)"
-        )
+        where = f" (in {os.path.dirname(last.path) or '.'}; last: {last})" if last else ""
+        raise NoReadableExampleError(f"{self.name}: none of its {n} examples could be read{where}")
 
     @property
     def num_skipped(self) -> int:

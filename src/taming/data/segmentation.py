@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from taming.data import albu
 from taming.data.cvresize import check_interpolation
-from taming.data.io import BadFileTracker, BadImageError, load_image
+from taming.data.io import BadFileTracker, BadImageError, check_pixels, load_image
 from taming.data.transforms import to_float_image
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def load_label_map(path: str) -> np.ndarray:
     """
     try:
         with Image.open(path) as img:
+            check_pixels(img, path)
             img.load()
             if img.mode not in ("L", "P"):
                 raise BadImageError(path, f"label map must be 8-bit single-channel, got {img.mode}")

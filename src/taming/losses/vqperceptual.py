@@ -23,9 +23,10 @@ the generator meets a discriminator that already tells real from fake.
 Train/eval note: in training mode the LPIPS heads' dropout is active and the BatchNorm
 discriminator uses batch statistics in both passes, as in the original training.
 
-`perceptual_weight == 0` (choice): `perceptual_loss` is still an `LPIPS` module, built with
-`pretrained=False` (random, frozen, never run), so no weights file is needed while the state
-dict keeps the original `perceptual_loss.*` keys and original checkpoints load strictly.
+`perceptual_weight == 0`: no LPIPS network is built (`perceptual_loss` is None; 14.7M
+parameters fewer in a model summary, and no weights file is needed). Checkpoints that carry
+`perceptual_loss.*` keys (the original's, or runs from before this choice) still load strictly:
+`checkpoint_key_rule` drops exactly those keys, as a pure key filter.
 """
 
 from __future__ import annotations
@@ -45,7 +46,37 @@ from taming.losses.lpips import LPIPS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VQLPIPSWithDiscriminator", "adopt_weight", "hinge_d_loss", "vanilla_d_loss"]
+__all__ = [
+    "VQLPIPSWithDiscriminator",
+    "adopt_weight",
+    "generator_log",
+    "hinge_d_loss",
+    "vanilla_d_loss",
+]
+
+
+def generator_log(
+    split: str,
+    total: torch.Tensor,
+    codebook_loss: torch.Tensor,
+    nll_loss: torch.Tensor,
+    rec_loss: torch.Tensor,
+    p_loss: torch.Tensor,
+    d_weight: torch.Tensor,
+    disc_factor: float,
+    g_loss: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """The generator's detached log dict (the original's keys), built in one place."""
+    return {
+        f"{split}/total_loss": total.detach().clone(),
+        f"{split}/quant_loss": codebook_loss.detach().mean(),
+        f"{split}/nll_loss": nll_loss.detach(),
+        f"{split}/rec_loss": rec_loss.detach().mean(),
+        f"{split}/p_loss": p_loss.detach().mean(),
+        f"{split}/d_weight": d_weight.detach(),
+        f"{split}/disc_factor": torch.tensor(float(disc_factor), device=nll_loss.device),
+        f"{split}/g_loss": g_loss.detach(),
+    }
 
 
 def adopt_weight(weight: float, global_step: int, threshold: int = 0, value: float = 0.0) -> float:
@@ -141,11 +172,13 @@ class VQLPIPSWithDiscriminator(nn.Module):
         self.codebook_weight = codebook_weight
         self.pixel_weight = pixelloss_weight
         self.perceptual_weight = perceptual_weight
-        self.perceptual_loss = LPIPS(
-            vgg_weights=lpips_vgg_weights,
-            lin_weights=lpips_lin_weights,
-            pretrained=lpips_pretrained and perceptual_weight > 0,
-        ).eval()
+        self.perceptual_loss: LPIPS | None = None
+        if perceptual_weight > 0:
+            self.perceptual_loss = LPIPS(
+                vgg_weights=lpips_vgg_weights,
+                lin_weights=lpips_lin_weights,
+                pretrained=lpips_pretrained,
+            ).eval()
         self.discriminator = NLayerDiscriminator(
             input_nc=disc_in_channels,
             n_layers=disc_num_layers,
@@ -166,6 +199,11 @@ class VQLPIPSWithDiscriminator(nn.Module):
         self.disc_conditional = disc_conditional
         logger.debug("VQLPIPSWithDiscriminator running with %s loss", disc_loss)
 
+    def checkpoint_key_rule(self, key: str) -> bool:
+        """True for state-dict keys (relative to this loss) dropped by rule when loading:
+        the LPIPS network's `perceptual_loss.*` when `perceptual_weight == 0` (not built)."""
+        return self.perceptual_loss is None and key.startswith("perceptual_loss.")
+
     # ----------------------------------------------------------------------------- pieces
     def reconstruction_loss(
         self, inputs: torch.Tensor, reconstructions: torch.Tensor
@@ -184,7 +222,7 @@ class VQLPIPSWithDiscriminator(nn.Module):
         inputs = inputs.contiguous()
         reconstructions = reconstructions.contiguous()
         rec_loss = torch.abs(inputs - reconstructions)  # (B, C, H, W)
-        if self.perceptual_weight > 0:
+        if self.perceptual_loss is not None:
             p_loss = self.perceptual_loss(inputs, reconstructions)  # (B, 1, 1, 1)
             rec_loss = rec_loss + self.perceptual_weight * p_loss
         else:
@@ -266,16 +304,9 @@ class VQLPIPSWithDiscriminator(nn.Module):
         )
         q_loss = codebook_loss.mean()
         loss = nll_loss + d_weight * disc_factor * g_loss + self.codebook_weight * q_loss
-        log = {
-            f"{split}/total_loss": loss.detach().clone(),
-            f"{split}/quant_loss": codebook_loss.detach().mean(),
-            f"{split}/nll_loss": nll_loss.detach(),
-            f"{split}/rec_loss": rec_loss.detach().mean(),
-            f"{split}/p_loss": p_loss.detach().mean(),
-            f"{split}/d_weight": d_weight.detach(),
-            f"{split}/disc_factor": torch.tensor(float(disc_factor), device=nll_loss.device),
-            f"{split}/g_loss": g_loss.detach(),
-        }
+        log = generator_log(
+            split, loss, codebook_loss, nll_loss, rec_loss, p_loss, d_weight, disc_factor, g_loss
+        )
         return loss, log
 
     def _adaptive_weight_or_zero(

@@ -9,13 +9,17 @@ the token-level samplers of `taming.sampling` behind image-level functions; it s
 - `sample`: `sample_images(model, n, cond=..., size=...)`, `iter_samples`;
 - `completion`: `complete_image(model, image, keep_top=0.5 | mask=...)`;
 - `rejection`: `rejection_sample(model, n, scorer, acceptance)`, `load_scorer`;
-- `conditions`: what a batch is conditioned on (`coordinate_map` for FacesHQ models);
-- `files`: `load_condition` (label maps, depth maps, images, layout tokens);
-- `geometry`: first-stage factor, training window, latent grid;
+- `conditions`: what a batch is conditioned on and the grid plan (window or sliding);
+- `files`: `load_condition` (label maps, depth maps, images, layout tokens), `load_mask`;
 - `output`: reconstructions, masks and condition images for the grids;
+- `cost`: tokens, decode memory and time of a request, said before it starts;
+- `options`: `SampleOptions`, their checks and the fresh output folder they name;
+- `from_data`: conditions (and ground truth) from the run config's dataset;
 - `run`: `run_sampling(SampleOptions(...))`, the `taming sample` command.
 
-Model loading is `taming.loading.load_sampling_model` (the same loader as `taming.load`).
+The model answers for its geometry, conditions and decoding (`taming.cond.generation`);
+decoding settings are one `taming.sampling.SamplingConfig`. Model loading is
+`taming.loading.load_sampling_model` (the same loader as `taming.load`).
 Images are float tensors `(N, 3, H, W)` in [-1, 1] on the CPU; tokens are `(N, h, w)` code
 grids in raster order. Errors the caller can fix raise `SampleError` (a `ConfigError`, so the
 CLI prints them as one line).
@@ -27,27 +31,22 @@ from taming.pipeline.completion import complete_image
 from taming.pipeline.conditions import coordinate_map
 from taming.pipeline.errors import SampleError
 from taming.pipeline.files import load_condition, load_image_tensor, load_mask
-from taming.pipeline.geometry import first_stage_factor, latent_grid, training_window
+from taming.pipeline.options import SampleOptions, SampleResult, parse_classes, parse_size
 from taming.pipeline.rejection import Scorer, load_scorer, rejection_sample
-from taming.pipeline.run import (
-    SampleOptions,
-    SampleResult,
-    parse_classes,
-    parse_size,
-    run_sampling,
-)
+from taming.pipeline.run import class_seed, run_sampling
 from taming.pipeline.sample import iter_samples, sample_images
+from taming.sampling.config import SamplingConfig
 
 __all__ = [
     "SampleError",
     "SampleOptions",
     "SampleResult",
     "Scorer",
+    "SamplingConfig",
+    "class_seed",
     "complete_image",
     "coordinate_map",
-    "first_stage_factor",
     "iter_samples",
-    "latent_grid",
     "load_condition",
     "load_image_tensor",
     "load_mask",
@@ -61,5 +60,4 @@ __all__ = [
     "sample_images",
     "save_images",
     "to_pil",
-    "training_window",
 ]

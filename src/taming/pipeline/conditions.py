@@ -1,138 +1,146 @@
-"""Conditions of image-level sampling: what a batch of samples is conditioned on.
+"""Conditions of image-level sampling: what a batch is conditioned on, and the sampling plan.
 
 "Taming Transformers" (Esser et al., CVPR 2021, §3.2): the condition is tokenised by the cond
-stage and prepended to the image tokens; SOS tokens for unconditional models, class ids, the
-codes of a spatial map (segmentation, depth, an image) on a grid, or layout token lists. With
-classifier-free guidance (Ho & Salimans 2022) the null condition is the model's null token.
+stage and prepended to the image tokens: an SOS token for unconditional models, class ids,
+layout token lists, or the codes of a spatial map (segmentation, depth, an image, FacesHQ
+coordinates) on a grid. The model prepares its own condition (`prepare_condition`); this module
+holds the result per batch and plans the grid: the training window (cached token sampler) or a
+larger grid (sliding window, §3.2), checked against the transformer's context.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from taming.cond.stages import coordinate_map
+from taming.config import ConfigError
 from taming.pipeline.errors import SampleError
-from taming.pipeline.geometry import (
-    _device,
-    _is_layout,
-    _is_unconditional,
-    _n_classes,
-    _stage,
-    first_stage_factor,
-    training_window,
-)
 
-logger = logging.getLogger(__name__)
+__all__ = ["Condition", "Plan", "coordinate_map", "encode_condition", "plan_grid"]
 
 
 @dataclass
-class _Condition:
-    """The tokens a batch is conditioned on."""
+class Condition:
+    """The tokens `n` samples are conditioned on."""
 
-    prefix: Tensor | None  # (1 or B, Lp) tokens before the image
-    grid: Tensor | None  # (1 or B, hc, wc) spatial condition codes
-    length: int  # Lc: prefix or flattened grid length
+    prefix: Tensor | None  # (1 or n, Lp) tokens before the image
+    grid: Tensor | None  # (1 or n, hc, wc) spatial condition codes
 
-    def rows(self, start: int, b: int) -> _Condition:
+    def rows(self, start: int, b: int) -> Condition:
+        """The condition of samples `[start, start + b)`."""
+
         def take(t: Tensor | None) -> Tensor | None:
             if t is None:
                 return None
             return t.expand(b, *t.shape[1:]) if t.shape[0] == 1 else t[start : start + b]
 
-        return _Condition(take(self.prefix), take(self.grid), self.length)
-
-    def tokens(self) -> Tensor:
-        """The whole condition as a prefix `(B, Lc)`."""
-        if self.prefix is not None:
-            return self.prefix
-        return self.grid.reshape(self.grid.shape[0], -1)
+        return Condition(take(self.prefix), take(self.grid))
 
 
-@torch.no_grad()
-def _encode_condition(model: Any, cond: Any, n: int) -> _Condition:
-    """SOS / class ids / token lists / spatial condition tensors -> `_Condition`."""
-    device = _device(model)
-    if _is_unconditional(model):
-        if cond is not None:
-            raise SampleError("the model is unconditional: it takes no condition or classes")
-        sos = torch.full((1, 1), int(model.sos_token), dtype=torch.long, device=device)
-        return _Condition(sos, None, 1)
-    n_classes = _n_classes(model)
-    if n_classes is not None:
-        if cond is None:
-            raise SampleError(f"the model is class-conditional: give class ids in [0, {n_classes})")
-        ids = torch.as_tensor(cond, dtype=torch.long, device=device).reshape(-1)
-        if ids.numel() not in (1, n):
-            raise SampleError(f"give 1 or {n} class ids, got {ids.numel()}")
-        bad = [int(i) for i in ids.tolist() if not 0 <= int(i) < n_classes]
-        if bad:
-            raise SampleError(
-                f"class id {bad[0]} is out of range: the model has {n_classes} classes"
-            )
-        return _Condition(ids[:, None], None, 1)
-    if cond is None:
-        raise SampleError(f"the model is conditioned on '{model.cond_stage_key}': give a condition")
-    c = torch.as_tensor(cond).to(device)
-    if _is_layout(model):
-        if c.ndim == 1:
-            c = c[None]
-        if c.ndim != 2 or c.dtype.is_floating_point or c.shape[0] not in (1, n):
-            raise SampleError(
-                f"layout conditions are (1 or {n}, L) token ids, got {c.dtype} {tuple(c.shape)}"
-            )
-        return _Condition(c.long(), None, c.shape[1])
-    if c.ndim != 4:
-        raise SampleError(
-            f"a '{model.cond_stage_key}' condition is a (B, C, H, W) map, got {tuple(c.shape)}"
-        )
-    if c.shape[0] not in (1, n):
-        raise SampleError(f"give 1 or {n} conditions, got {c.shape[0]}")
-    if c.dtype == torch.float64:
-        c = c.float()
-    quant_c, c_idx = model.encode_to_c(c)  # (B, Lc)
-    hc, wc = quant_c.shape[-2:]
-    if c_idx.shape[1] != hc * wc:
-        return _Condition(c_idx, None, c_idx.shape[1])
-    return _Condition(None, c_idx.reshape(-1, hc, wc), hc * wc)
+@dataclass(frozen=True)
+class Plan:
+    """Latent grid and window of a request; `sliding` when the grid exceeds the window."""
+
+    grid: tuple[int, int]
+    window: tuple[int, int]
+
+    @property
+    def sliding(self) -> bool:
+        return self.grid != self.window
 
 
-def coordinate_map(size: tuple[int, int]) -> Tensor:
-    """The FacesHQ coordinate condition of an `(H, W)` image: `arange(H*W) / (H*W)`,
-    `(1, 1, H, W)` in [0, 1) (raster position of each pixel)."""
-    H, W = size
-    return (torch.arange(H * W, dtype=torch.float32) / (H * W)).reshape(1, 1, H, W)
+def _as_sample_error(e: ConfigError) -> SampleError:
+    return e if isinstance(e, SampleError) else SampleError(str(e))
 
 
-def _default_condition(
-    model: Any, cond: Any, size: tuple[int, int] | None, window: tuple[int, int] | None
-) -> Any:
-    """`cond`, or for a `CoordStage` model without one, the coordinate map of the sample."""
-    from taming.cond.stages import CoordStage
-
-    if cond is not None or not isinstance(_stage(model), CoordStage):
-        return cond
-    if size is None:
-        f = first_stage_factor(model)
-        wh, ww = window if window is not None else training_window(model)
+def encode_condition(
+    model: Any, cond: Any, n: int, size: tuple[int, int] | None, window: tuple[int, int] | None
+) -> Condition:
+    """The model's prepared condition of `n` samples (`size`: pixels; default the window)."""
+    if size is None and cond is None:
+        f = model.first_stage_factor
+        wh, ww = window if window is not None else model.training_window
         size = (wh * f, ww * f)
-    return coordinate_map(size)
+    try:
+        prefix, grid = model.prepare_condition(cond, n, size)
+    except ConfigError as e:
+        raise _as_sample_error(e) from None
+    return Condition(prefix, grid)
 
 
-def _null_prefix(model: Any, cond: _Condition, cfg_scale: float) -> Tensor | None:
-    if cfg_scale == 1.0:
-        return None
-    if _is_unconditional(model):
-        raise SampleError("--cfg-scale needs a conditional model; this one is unconditional")
-    if float(getattr(model, "cond_drop_prob", 0.0)) <= 0.0:
-        logger.warning(
-            "cfg_scale=%g, but the model was not trained with condition dropout "
-            "(cond_drop_prob=0): its null token %d never appeared in training; guidance will "
-            "mostly add noise",
-            cfg_scale,
-            model.null_token,
+def plan_grid(
+    model: Any, cond: Condition, size: tuple[int, int] | None, window: tuple[int, int] | None
+) -> Plan:
+    """The grid to sample (from `size`, else the condition's grid, else the window) and its
+    checks: at least the window, context within the transformer's, what slides."""
+    try:
+        window = tuple(window) if window is not None else model.training_window
+        if size is not None:
+            grid = model.latent_grid(size)
+        elif cond.grid is not None:
+            grid = tuple(cond.grid.shape[-2:])
+        else:
+            grid = window
+    except ConfigError as e:
+        raise _as_sample_error(e) from None
+    n_prefix = cond.prefix.shape[1] if cond.prefix is not None else 0
+    if grid == window:
+        n_grid = grid[0] * grid[1] if cond.grid is not None else 0
+        _check_context(model, n_prefix + n_grid + grid[0] * grid[1] - 1, grid)
+        return Plan(grid, window)
+    if grid[0] < window[0] or grid[1] < window[1]:
+        f = model.first_stage_factor
+        raise SampleError(
+            f"size {grid[0] * f}x{grid[1] * f} is smaller than the training window "
+            f"{window[0] * f}x{window[1] * f} in one direction; sample at least the window "
+            "size (larger sizes use a sliding window)"
         )
-    return torch.full((1, cond.length), int(model.null_token), dtype=torch.long)
+    if model.condition_kind == "tokens":
+        raise SampleError(
+            "layout-conditioned models sample only at their training size (the layout would "
+            "have to be rebuilt for every window)"
+        )
+    if cond.grid is not None and tuple(cond.grid.shape[-2:]) != grid:
+        raise SampleError(
+            f"the condition's code grid {tuple(cond.grid.shape[-2:])} differs from the "
+            f"image's {grid}: resize the condition to the sample size"
+        )
+    if not model.raster_order:
+        raise SampleError(
+            "sliding-window sampling works on raster-order tokens; this model's permuter "
+            "is not the identity"
+        )
+    n_grid = window[0] * window[1] if cond.grid is not None else 0
+    _check_context(model, n_prefix + n_grid + window[0] * window[1] - 1, window)
+    return Plan(grid, window)
+
+
+def _check_context(model: Any, needed: int, grid: tuple[int, int]) -> None:
+    if needed > model.context_size:
+        raise SampleError(
+            f"the condition and a {grid[0]}x{grid[1]} code grid need {needed} tokens of "
+            f"context, more than the transformer's block_size={model.context_size}"
+        )
+
+
+def check_eval(model: Any) -> None:
+    """Sampling needs the model in eval mode."""
+    if model.training:
+        raise SampleError("sampling needs the model in eval mode (call model.eval())")
+
+
+def null_check(model: Any, cfg_scale: float) -> None:
+    """Guidance needs a conditional model (checked before any work)."""
+    if cfg_scale != 1.0 and model.condition_kind == "none":
+        raise SampleError("--cfg-scale needs a conditional model; this one is unconditional")
+
+
+def generator_for(device: torch.device, seed: int | None) -> torch.Generator | None:
+    """A generator on `device` seeded with `seed` (None: torch's global one)."""
+    if seed is None:
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed))

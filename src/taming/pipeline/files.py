@@ -1,4 +1,4 @@
-"""Condition files for `taming sample --condition`: label maps, depth maps, images, tokens.
+"""Condition and mask files for `taming sample`: label maps, depth maps, images, tokens.
 
 Each reader returns the tensor `sample_images(model, n, cond=...)` takes for the model's cond
 stage (one-hot segmentations, depth in [-1, 1], RGB in [-1, 1], layout token lists), resized to
@@ -18,13 +18,6 @@ from torch import Tensor
 
 from taming.images import load as load_image
 from taming.pipeline.errors import SampleError
-from taming.pipeline.geometry import (
-    _is_layout,
-    _is_unconditional,
-    _n_classes,
-    _stage,
-    first_stage_factor,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -67,31 +60,28 @@ def load_condition(model: Any, path: str | Path, size: tuple[int, int] | None = 
         path: the file.
         size: `(H, W)` to resize to (default: the file's size, floored to multiples of `f`).
     """
-    from taming.autoencoder.segmentation import VQSegmentationModel
-    from taming.autoencoder.vqmodel import VQModel
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"condition file not found: {path}")
-    stage = _stage(model)
-    if _is_unconditional(model):
+    kind = model.condition_kind
+    if kind == "none":
         raise SampleError("the model is unconditional: it takes no --condition")
-    if _n_classes(model) is not None:
+    if kind == "class":
         raise SampleError("the model is class-conditional: give --classes, not --condition")
-    if _is_layout(model):
+    if kind == "tokens":
         return _load_tokens(path)
-    if not isinstance(stage, VQModel):
+    labels, channels = model.condition_labels, model.condition_channels
+    if labels is None and channels is None:
         raise SampleError(
-            f"--condition files are not supported for a {type(stage).__name__} cond stage; "
-            "use the Python API (sample_images(model, n, cond=tensor))"
+            "--condition files are not supported for this cond stage; use the Python API "
+            "(sample_images(model, n, cond=tensor))"
         )
-    f = first_stage_factor(model)
+    f = model.first_stage_factor
     from taming.data.io import BadImageError
 
     try:
-        if isinstance(stage, VQSegmentationModel):
-            return _load_segmentation(path, int(stage.n_labels), f, size)
-        channels = int(stage.ddconfig.get("in_channels", 3))
+        if labels is not None:
+            return _load_segmentation(path, labels, f, size)
         if channels == 1:
             return _load_depth(path, f, size)
         if channels == 3:

@@ -1,4 +1,8 @@
-"""What `taming sample` shows besides the samples: reconstructions, masks, condition images."""
+"""What `taming sample` shows besides the samples: reconstructions, masks, condition images.
+
+The completion grid reads original | reconstruction | kept part | completions (Esser et al.,
+CVPR 2021, Fig. 3 shows completions the same way).
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from taming.pipeline.geometry import _device, _stage
-from taming.pipeline.sample import _decode
+from taming.pipeline.sample import decode
+
+__all__ = ["condition_image", "masked", "reconstruct"]
 
 
 @torch.no_grad()
-def _reconstruct(model: Any, image: Tensor) -> Tensor:
+def reconstruct(model: Any, image: Tensor) -> Tensor:
     """The first stage's reconstruction of an image (what completion starts from)."""
-    quant, z = model.encode_to_z(image.to(_device(model)).float())
-    return _decode(model, z, tuple(quant.shape[-2:]))
+    return decode(model, model.encode_codes(image))
 
 
-def _masked(image: Tensor, known: Tensor, f: int) -> Tensor:
-    """The image with the tokens to be sampled greyed out (grid: original | reconstruction |
-    kept part | completions)."""
+def masked(image: Tensor, known: Tensor, f: int) -> Tensor:
+    """The image with the tokens to be sampled greyed out."""
     m = known.float()[None, None]  # (1, 1, h, w)
     m = F.interpolate(m, scale_factor=f, mode="nearest")
     return image * m
 
 
-def _condition_image(model: Any, cond: Tensor) -> Tensor | None:
+def condition_image(model: Any, cond: Tensor) -> Tensor | None:
     """A displayable `(1, 3|1, H, W)` view of a spatial condition in [-1, 1], or None."""
-    if cond.ndim != 4:
-        return None
-    if cond.shape[1] > 3:
-        stage = _stage(model)
-        if hasattr(stage, "to_rgb"):
-            with torch.no_grad():
-                return stage.to_rgb(cond.to(_device(model))).cpu()
-        return None
-    return cond
+    return model.condition_to_rgb(cond)

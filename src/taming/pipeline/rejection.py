@@ -20,8 +20,10 @@ from torch import Tensor
 from tqdm import tqdm
 
 from taming.pipeline.errors import SampleError
-from taming.pipeline.geometry import _n_classes
 from taming.pipeline.sample import iter_samples
+from taming.sampling.config import SamplingConfig
+
+__all__ = ["Scorer", "load_scorer", "rejection_sample"]
 
 Scorer = Callable[[Tensor, Tensor | None], Any]
 """`scorer(images (N, 3, H, W) in [-1, 1], class_ids (N,) or None) -> scores (N,)`."""
@@ -42,6 +44,7 @@ def rejection_sample(
     scorer: Scorer,
     acceptance: float,
     cond: Any = None,
+    config: SamplingConfig | None = None,
     *,
     batch_size: int = 25,
     progress: bool = False,
@@ -57,10 +60,11 @@ def rejection_sample(
         scorer: `scorer(images (N, 3, H, W) in [-1, 1], class_ids (N,) or None) -> (N,)`.
         acceptance: fraction of candidates kept, in (0, 1].
         cond: condition as in `sample_images` (one class id for class models).
+        config: decoding settings (`SamplingConfig`).
         batch_size: candidates per batch.
         progress: tqdm bar over the candidates.
-        **sample_kwargs: `size`, `top_k`, `top_p`, `temperature`, `cfg_scale`, `generator`,
-            `use_cache`, `window` of `sample_images`.
+        **sample_kwargs: `size`, `generator`, `window` of `sample_images`, or fields of the
+            `SamplingConfig` (`top_k=100`).
 
     Returns:
         `(images (n, ...), tokens (n, h, w), scores (n,), info)`, best first; `info` has
@@ -70,7 +74,7 @@ def rejection_sample(
         raise SampleError(f"acceptance must be in (0, 1], got {acceptance}")
     candidates = math.ceil(n / acceptance - 1e-9)
     class_ids = None
-    if _n_classes(model) is not None and cond is not None:
+    if model.n_classes is not None and cond is not None:
         ids = torch.as_tensor(cond, dtype=torch.long).reshape(-1)
         if ids.numel() != 1:
             raise SampleError("rejection sampling takes one class id per call")
@@ -80,7 +84,7 @@ def rejection_sample(
     bar = tqdm(total=candidates, desc="rejection sampling", unit="img", disable=not progress)
     with bar:
         for x, t in iter_samples(
-            model, candidates, cond, batch_size=batch_size, progress=False, **sample_kwargs
+            model, candidates, cond, config, batch_size=batch_size, progress=False, **sample_kwargs
         ):
             ids = None if class_ids is None else class_ids.expand(x.shape[0])
             s = _scores(scorer, x, ids)

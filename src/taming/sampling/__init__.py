@@ -1,6 +1,7 @@
 """Token-level sampling from the second-stage GPT: filters, cached/CFG/completion samplers and
 sliding-window sampling of grids larger than the training window."""
 
+from taming.sampling.config import SamplingConfig
 from taming.sampling.logits import (
     apply_temperature,
     filter_logits,
@@ -18,6 +19,7 @@ from taming.sampling.sample import (
 from taming.sampling.sliding import sample_sliding_window, window_start
 
 __all__ = [
+    "SamplingConfig",
     "StepCallback",
     "TokenSampler",
     "apply_temperature",

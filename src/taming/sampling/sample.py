@@ -6,6 +6,8 @@ conditioning codes) is followed by image tokens drawn one at a time. With `use_c
 KV cache; `use_cache=False` recomputes the whole prefix at every step like the original
 `Net2NetTransformer.sample`.
 
+Settings come as one `SamplingConfig` (plus keyword overrides of its fields).
+
 Reproducibility contract: each sampled step computes `probs (B, vocab)` in float32 (temperature,
 top-k, top-p, softmax, in that order) and makes exactly one `torch.multinomial(probs, 1,
 generator=generator)` call, with no other use of the random generator. Drawn the same way, the
@@ -23,12 +25,14 @@ top-p are invariant). `cfg_scale == 1` is plain conditional sampling: no uncondi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
+from taming.sampling.config import SamplingConfig, resolve_config
 from taming.sampling.logits import filter_logits
 from taming.transformer.gpt import GPT
 
@@ -44,45 +48,33 @@ class TokenSampler:
 
     Args:
         batch_size: `B`, the number of sequences drawn.
-        temperature: Logit divisor.
-        top_k: Top-k filter (`None`/0: off).
-        top_p: Nucleus filter (`None`: off).
-        sample: Draw with `torch.multinomial`; otherwise take the most likely token
-            (`topk(probs, 1)`, as the original).
+        config: The decoding settings (temperature, top-k, top-p, greedy or not, guidance).
         generator: Random generator of the draws (default: torch's global one).
-        cfg_scale: Guidance scale; `!= 1` expects logits of `[cond rows; uncond rows]`.
     """
 
     def __init__(
         self,
         batch_size: int,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        sample: bool = True,
+        config: SamplingConfig | None = None,
         generator: torch.Generator | None = None,
-        cfg_scale: float = 1.0,
     ) -> None:
         self.batch_size = batch_size
-        self.temperature = temperature
-        self.top_k = top_k
-        self.top_p = top_p
-        self.sample = sample
+        self.config = config if config is not None else SamplingConfig()
         self.generator = generator
-        self.cfg_scale = cfg_scale
 
     @property
     def groups(self) -> int:
         """Rows per drawn sequence in the model batch (2 with guidance)."""
-        return 1 if self.cfg_scale == 1.0 else 2
+        return 2 if self.config.guided else 1
 
     def __call__(self, logits: Tensor) -> tuple[Tensor, Tensor]:
+        cfg = self.config
         if self.groups == 2:
             cond, uncond = logits[: self.batch_size], logits[self.batch_size :]
-            logits = uncond + self.cfg_scale * (cond - uncond)
-        logits = filter_logits(logits.float(), self.top_k, self.top_p, self.temperature)
+            logits = uncond + cfg.cfg_scale * (cond - uncond)
+        logits = filter_logits(logits.float(), cfg.top_k, cfg.top_p, cfg.temperature)
         probs = F.softmax(logits, dim=-1)  # (B, vocab)
-        if self.sample:
+        if cfg.sample:
             tokens = torch.multinomial(probs, num_samples=1, generator=self.generator)
         else:
             tokens = torch.topk(probs, k=1, dim=-1).indices
@@ -94,7 +86,6 @@ def decode_positions(
     seq: Tensor,
     targets: Sequence[int],
     sampler: TokenSampler,
-    use_cache: bool = True,
     forced: tuple[Tensor, Tensor] | None = None,
     callback: StepCallback | None = None,
     progress: bool = False,
@@ -109,8 +100,8 @@ def decode_positions(
         seq: Token buffer `(G*B, N)`, modified in place; rows `[g*B, (g+1)*B)` are group `g`
             (conditional, then unconditional with guidance). Drawn tokens go to every group.
         targets: Positions to draw, ascending, each `>= 1`.
-        sampler: The per-step draw.
-        use_cache: Incremental decoding (default) or full recomputation per step.
+        sampler: The per-step draw; `sampler.config.use_cache` chooses incremental decoding
+            (default) or full recomputation per step.
         forced: Optional `(tokens (B, N), mask (B, N) bool)`: where `mask` is set, the drawn
             token of that row is replaced by the given one (rows that know their token still
             take part in the batched draw).
@@ -135,6 +126,7 @@ def decode_positions(
     if seq.shape[0] != B * groups:
         raise ValueError(f"token buffer has {seq.shape[0]} rows, expected {B * groups}")
     with torch.inference_mode():
+        use_cache = sampler.config.use_cache
         cache = gpt.setup_cache(seq.shape[0], targets[-1]) if use_cache else None
         fed = 0
         for step, p in enumerate(tqdm(targets, desc="sampling", disable=not progress)):
@@ -190,17 +182,14 @@ def sample_tokens(
     gpt: GPT,
     cond: Tensor,
     steps: int,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    sample: bool = True,
+    config: SamplingConfig | None = None,
+    *,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
     callback: StepCallback | None = None,
     progress: bool = False,
     x: Tensor | None = None,
-    cfg_scale: float = 1.0,
     null_cond: Tensor | None = None,
+    **settings: Any,
 ) -> Tensor:
     """Draw `steps` image tokens after `cond` (and an optional given prefix `x`).
 
@@ -211,29 +200,27 @@ def sample_tokens(
         gpt: The transformer, in eval mode.
         cond: Conditioning tokens `(B, Lc)` (e.g. `[[sos]]*B` or class ids).
         steps: Number of tokens to draw.
-        temperature: Logit divisor.
-        top_k: Keep the `top_k` largest logits (`None`: all).
-        top_p: Nucleus threshold (`None`: off).
-        sample: Multinomial draws; `False` picks the most likely token.
+        config: Decoding settings (default `SamplingConfig()`: temperature 1, no filter,
+            multinomial, no guidance, KV cache).
         generator: Generator for the draws (default: the global one).
-        use_cache: KV-cached decoding; `False` recomputes the prefix every step (original).
         callback: `callback(step, probs)` after each step.
         progress: Show a tqdm bar.
         x: Given image tokens `(B, Lx)` that start the image; they are kept in the output.
-        cfg_scale: Classifier-free guidance scale (1: off).
         null_cond: Unconditional tokens `(Lc,)`, `(1, Lc)` or `(B, Lc)` for guidance.
+        **settings: Overrides of single `SamplingConfig` fields (`top_k=100`).
 
     Returns:
         Image tokens `(B, Lx + steps)`: the given prefix followed by the drawn tokens.
     """
+    config = resolve_config(config, settings)
     cond = _as_tokens("cond", cond)
     B, Lc = cond.shape
     x = cond.new_zeros(B, 0) if x is None else _as_tokens("x", x, B).to(cond.device)
     image = torch.cat((x, x.new_zeros(B, steps)), dim=1)
-    seq = _token_buffer(cond, image, cfg_scale, null_cond)
-    sampler = TokenSampler(B, temperature, top_k, top_p, sample, generator, cfg_scale)
+    seq = _token_buffer(cond, image, config.cfg_scale, null_cond)
+    sampler = TokenSampler(B, config, generator)
     targets = range(Lc + x.shape[1], Lc + x.shape[1] + steps)
-    decode_positions(gpt, seq, targets, sampler, use_cache, None, callback, progress)
+    decode_positions(gpt, seq, targets, sampler, None, callback, progress)
     return seq[:B, Lc:]
 
 
@@ -242,16 +229,13 @@ def complete_tokens(
     cond: Tensor,
     tokens: Tensor,
     known: Tensor,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    sample: bool = True,
+    config: SamplingConfig | None = None,
+    *,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
     callback: StepCallback | None = None,
     progress: bool = False,
-    cfg_scale: float = 1.0,
     null_cond: Tensor | None = None,
+    **settings: Any,
 ) -> Tensor:
     """Image completion: keep the `known` tokens and draw the others, in raster order.
 
@@ -264,23 +248,24 @@ def complete_tokens(
         cond: Conditioning tokens `(B, Lc)`.
         tokens: Image tokens `(B, L)`; values at unknown positions are ignored.
         known: Boolean mask `(L,)` (shared) or `(B, L)`.
-        temperature, top_k, top_p, sample, generator, use_cache, callback, progress,
-        cfg_scale, null_cond: As in `sample_tokens`.
+        config, generator, callback, progress, null_cond, **settings: As in
+            `sample_tokens`.
 
     Returns:
         Completed image tokens `(B, L)`.
     """
+    config = resolve_config(config, settings)
     cond = _as_tokens("cond", cond)
     B, Lc = cond.shape
     tokens = _as_tokens("tokens", tokens, B).to(cond.device)
     known = known.to(device=cond.device, dtype=torch.bool).expand(B, tokens.shape[1])
-    seq = _token_buffer(cond, tokens, cfg_scale, null_cond)
+    seq = _token_buffer(cond, tokens, config.cfg_scale, null_cond)
     everywhere = known.all(dim=0).tolist()
     targets = [Lc + p for p, k in enumerate(everywhere) if not k]
     pad = cond.new_zeros(B, Lc)
     forced = None
     if known.any():
         forced = (torch.cat((pad, tokens), 1), torch.cat((pad.bool(), known), 1))
-    sampler = TokenSampler(B, temperature, top_k, top_p, sample, generator, cfg_scale)
-    decode_positions(gpt, seq, targets, sampler, use_cache, forced, callback, progress)
+    sampler = TokenSampler(B, config, generator)
+    decode_positions(gpt, seq, targets, sampler, forced, callback, progress)
     return seq[:B, Lc:]

@@ -31,10 +31,13 @@ the window rule and the cache schedule; their logits are mixed as in `taming.sam
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from taming.sampling.config import SamplingConfig, resolve_config
 from taming.sampling.sample import StepCallback, TokenSampler, null_rows
 from taming.transformer.gpt import GPT
 
@@ -59,16 +62,13 @@ def sample_sliding_window(
     window: tuple[int, int] = (16, 16),
     tokens: Tensor | None = None,
     known: Tensor | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    sample: bool = True,
+    config: SamplingConfig | None = None,
+    *,
     generator: torch.Generator | None = None,
-    use_cache: bool = True,
     callback: StepCallback | None = None,
     progress: bool = False,
-    cfg_scale: float = 1.0,
     null_cond: Tensor | None = None,
+    **settings: Any,
 ) -> Tensor:
     """Sample an `(h, w)` token grid with a sliding `window`, in raster order.
 
@@ -81,10 +81,9 @@ def sample_sliding_window(
         window: Window `(wh, ww)` in tokens.
         tokens: Initial canvas `(B, h*w)` (raster); needed for completion.
         known: Boolean mask `(h*w,)` or `(B, h*w)` of canvas tokens to keep (completion).
-        temperature, top_k, top_p, sample, generator, callback, progress: As in
-            `taming.sampling.sample_tokens`.
-        use_cache: Cached windows (default) or the original full forward per token.
-        cfg_scale: Classifier-free guidance scale (1: off).
+        config: Decoding settings (`SamplingConfig`); `use_cache=False` runs the original
+            full forward per token, `cfg_scale != 1` guidance.
+        generator, callback, progress, **settings: As in `taming.sampling.sample_tokens`.
         null_cond: With guidance, the unconditional tokens `(Lc,)`, `(1, Lc)` or `(B, Lc)`
             that replace the prefix and the conditioning-grid crop (`Lc = Lp + wh*ww` with a
             grid, else `Lp`).
@@ -92,6 +91,7 @@ def sample_sliding_window(
     Returns:
         Tokens `(B, h*w)` in raster order.
     """
+    config = resolve_config(config, settings)
     (h, w), (wh, ww) = shape, window
     if h < wh or w < ww:
         raise ValueError(f"grid {shape} is smaller than the window {window}")
@@ -124,7 +124,7 @@ def sample_sliding_window(
     partly = known_bw.any(dim=0).tolist()
     keep_prefix = n_prefix if gpt.n_unmasked <= n_prefix else 0
 
-    sampler = TokenSampler(B, temperature, top_k, top_p, sample, generator, cfg_scale)
+    sampler = TokenSampler(B, config, generator)
     G = sampler.groups
     seq = torch.empty(G * B, n_ctx + wh * ww, dtype=torch.long, device=device)
     seq[:B, :n_prefix] = prefix
@@ -133,7 +133,7 @@ def sample_sliding_window(
     flat = canvas.view(B, h * w)
     origin, valid = None, 0
     with torch.inference_mode():
-        cache = gpt.setup_cache(G * B, seq.shape[1] - 1) if use_cache else None
+        cache = gpt.setup_cache(G * B, seq.shape[1] - 1) if config.use_cache else None
         for step, p in enumerate(tqdm(targets, desc="sampling", disable=not progress)):
             i, j = divmod(p, w)
             r0, c0 = window_start(i, h, wh), window_start(j, w, ww)

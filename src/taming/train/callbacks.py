@@ -8,6 +8,9 @@ generator-step count is a multiple of `batch_frequency` and, with `increase_log_
 steps 1, 2, 4, ... below it (the original keyed this on the per-epoch batch index, which repeats
 every epoch); one validation grid (of the first batch) is written per validation run.
 
+`ProgressBar` is Lightning's tqdm bar, with a total and an ETA in the first epoch of a run
+resumed mid-epoch too (Lightning does not start that epoch anew, so its bar read `N/?`).
+
 `SkippedFilesReport` logs, per epoch, how many unreadable images the datasets skipped
 (metric `data/skipped_<split>`), with a warning naming the files when the count grows.
 """
@@ -20,13 +23,13 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 from taming.images import make_grid
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConfigSnapshot", "ImageLogger", "SkippedFilesReport", "save_image_grid"]
+__all__ = ["ConfigSnapshot", "ImageLogger", "ProgressBar", "SkippedFilesReport", "save_image_grid"]
 
 
 def save_image_grid(
@@ -141,6 +144,25 @@ class ImageLogger(Callback):
     ) -> None:
         if batch_idx == 0 and not trainer.sanity_checking:
             self.log_images(trainer, pl_module, batch, "val", batch_idx)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's training bar; after a mid-epoch resume it shows the epoch's total and ETA."""
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
+        if done > 0:  # resumed inside an epoch: on_train_epoch_start will not run for it
+            self.on_train_epoch_start(trainer, pl_module)
+            bar = self.train_progress_bar
+            bar.initial = done  # the rate (and so the ETA) counts only this run's batches
+            bar.n = done
+            bar.refresh()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self._train_progress_bar is not None:
+            self._train_progress_bar.initial = 0  # a fresh epoch after a resumed one
+        super().on_train_epoch_start(trainer, *args)
 
 
 class SkippedFilesReport(Callback):

@@ -15,6 +15,13 @@ The original `main.py` saved `last.ckpt` at the end of every epoch (`ModelCheckp
     that moment (rank 0 only in a multi-process run), like the original's `melk`, unless
     nothing was trained since the start.
 
+Checkpoints are never written with non-finite weights or optimizer moments (the finite-loss
+guard, `taming.train.finite`): such a write raises `NonFiniteLossError` and the previous file
+stays. A full disk is reported as `OSError(ENOSPC)` naming the file. Checkpoints are read back
+with the restricted (`weights_only`) unpickler only; `read_resume_checkpoint` tells ours from
+an original PL 1.x checkpoint (a warm start, `warm_start`) and turns an empty, truncated or
+foreign file into one line.
+
 Checkpoints leave out the frozen VGG16 trunk of LPIPS (`model.loss.perceptual_loss.net.*`,
 58 MB that never change and come from the weights file); `VQGANModule` puts them back from
 its own copy when a checkpoint is restored, and `taming.load` does not need them.
@@ -22,8 +29,10 @@ its own copy when a checkpoint is restored, and `taming.load` does not need them
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import pickle
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -36,9 +45,17 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from taming.compat.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    read_checkpoint,
+    torch_load,
+)
+from taming.train.finite import NonFiniteLossError, all_finite
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["AtomicCheckpointIO", "LastCheckpoint"]
+__all__ = ["AtomicCheckpointIO", "LastCheckpoint", "read_resume_checkpoint", "warm_start"]
 
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 
@@ -53,6 +70,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, path, storage_options=storage_options)
             return
         path = Path(path)
+        if not all_finite(checkpoint.get("state_dict")) or not all_finite(
+            checkpoint.get("optimizer_states")
+        ):
+            raise NonFiniteLossError(
+                f"not writing {path.name}: the weights or optimizer moments at step "
+                f"{checkpoint.get('global_step')} are not finite (the previous file stays)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
@@ -61,8 +85,80 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+            raise
+        except RuntimeError as e:  # torch's zip writer: "[enforce fail ...] file write failed"
+            if "write" not in str(e) and "unexpected pos" not in str(e):
+                raise
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
         finally:
             tmp.unlink(missing_ok=True)
+
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any = None, weights_only: Any = None
+    ) -> dict[str, Any]:
+        """Read with the restricted unpickler only (our checkpoints need nothing else)."""
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        try:
+            return torch_load(path, weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise CheckpointError(
+                f"{Path(path).name}: refused by the restricted unpickler "
+                f"({str(e).splitlines()[0][:160]})"
+            ) from e
+
+
+def read_resume_checkpoint(path: Path) -> dict[str, Any] | None:
+    """The content of one of our (Lightning 2) checkpoints, or None for another kind.
+
+    None means the file holds pickled classes the restricted unpickler does not take (an
+    original PL 1.x checkpoint, or a hostile file: `warm_start` reads it through
+    `read_checkpoint`, which refuses code) or has no Lightning loop state. An empty, truncated
+    or foreign file raises `CheckpointError` (one line naming it).
+    """
+    if Path(path).suffix == ".safetensors":  # weights only: a warm start
+        return None
+    try:
+        content = torch_load(path, mmap=True, weights_only=True)
+    except pickle.UnpicklingError:
+        return None
+    if not isinstance(content, dict) or "loops" not in content:
+        return None
+    return content
+
+
+def checkpoint_steps(content: dict[str, Any]) -> tuple[int, int]:
+    """`(Lightning global_step, generator step_count or -1)` of one of our checkpoints."""
+    global_step = int(content.get("global_step", 0))
+    step_count = content.get("taming", {}).get("step_count")
+    return global_step, int(step_count) if step_count is not None else -1
+
+
+def warm_start(module: Any, ckpt: Path) -> None:
+    """Load an original (PL 1.x) checkpoint's weights and step count; optimizers start afresh."""
+    try:
+        content = read_checkpoint(ckpt)
+    except UnsafeCheckpointError as e:  # its hint names --unsafe, which train does not take
+        reason = str(e).split(". If you trust")[0]
+        raise UnsafeCheckpointError(
+            f"{reason}. `taming train` never unpickles code; if you trust the file, convert it "
+            f"once (taming convert --unsafe {ckpt.name} weights.safetensors) and pass "
+            "--resume_from_checkpoint weights.safetensors"
+        ) from None
+    state = content.get("state_dict")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{ckpt}: no state_dict")
+    module.model.load_checkpoint_state(state, source=str(ckpt))
+    module.step_count = int(content.get("global_step", 0) or 0)
+    logger.warning(
+        "%s is not a Lightning 2 checkpoint: loaded its weights and step count (%d); the "
+        "optimizer states start afresh",
+        ckpt,
+        module.step_count,
+    )
 
 
 class LastCheckpoint(Callback):
@@ -161,6 +257,8 @@ class LastCheckpoint(Callback):
             return  # nothing trained in this process: keep whatever last.ckpt holds
         if self._saved_at == trainer.global_step:
             return
+        if isinstance(exception, NonFiniteLossError):
+            return  # the state is not trustworthy: keep the last finite checkpoint
         what = type(exception).__name__
         try:
             if trainer.world_size == 1 or isinstance(exception, SIGTERMException):

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from taming.losses.vqperceptual import adopt_weight
+from taming.losses.vqperceptual import adopt_weight, generator_log
 
 __all__ = [
     "ADAM_BETAS",
@@ -236,17 +236,9 @@ def generator_step(
     surrogate = (xrec * grad_rec).sum() + loss_fn.codebook_weight * q_loss
     with torch.no_grad():
         total = nll_loss + gan_scale * g_loss + loss_fn.codebook_weight * q_loss
-    device = nll_loss.device
-    log = {
-        f"{split}/total_loss": total.detach().clone(),
-        f"{split}/quant_loss": qloss.detach().mean(),
-        f"{split}/nll_loss": nll_loss.detach(),
-        f"{split}/rec_loss": rec_loss.detach().mean(),
-        f"{split}/p_loss": p_loss.detach().mean(),
-        f"{split}/d_weight": d_weight.detach(),
-        f"{split}/disc_factor": torch.tensor(float(disc_factor), device=device),
-        f"{split}/g_loss": g_loss.detach(),
-    }
+    log = generator_log(
+        split, total, qloss, nll_loss, rec_loss, p_loss, d_weight, disc_factor, g_loss
+    )
     return GeneratorStep(total.detach(), surrogate, xrec.detach(), indices.detach(), log)
 
 

@@ -31,11 +31,11 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 
 from taming.cond.net2net import Net2NetTransformer
+from taming.train.manual import ManualOptimization
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def transformer_param_groups(gpt: nn.Module, weight_decay: float = 0.01) -> list
     return groups
 
 
-class Net2NetModule(pl.LightningModule):
+class Net2NetModule(ManualOptimization):
     """Trains the transformer of a `Net2NetTransformer` (stages frozen).
 
     Args:
@@ -106,6 +106,8 @@ class Net2NetModule(pl.LightningModule):
         gradient_clip_algorithm: "norm" or "value".
         weight_decay: AdamW weight decay of the `nn.Linear` weights.
         betas: AdamW betas.
+        max_nonfinite_skips: 0 (default): stop at the first non-finite loss; N: skip such
+            batches and stop after more than N (`taming.train.finite`).
     """
 
     def __init__(
@@ -117,19 +119,18 @@ class Net2NetModule(pl.LightningModule):
         gradient_clip_algorithm: str = "norm",
         weight_decay: float = 0.01,
         betas: tuple[float, float] = (0.9, 0.95),
+        max_nonfinite_skips: int = 0,
     ) -> None:
-        super().__init__()
-        if accumulate_grad_batches < 1:
-            raise ValueError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
+        super().__init__(
+            learning_rate,
+            accumulate_grad_batches,
+            gradient_clip_val,
+            gradient_clip_algorithm,
+            max_nonfinite_skips,
+        )
         self.model = model
-        self.automatic_optimization = False
-        self.learning_rate = float(learning_rate)
-        self.accumulate_grad_batches = int(accumulate_grad_batches)
-        self.gradient_clip_val = gradient_clip_val
-        self.gradient_clip_algorithm = gradient_clip_algorithm
         self.weight_decay = float(weight_decay)
         self.betas = tuple(betas)
-        self.step_count = 0
 
     # every transformer parameter takes part in each backward (stages are frozen)
     ddp_find_unused_parameters = False
@@ -141,11 +142,6 @@ class Net2NetModule(pl.LightningModule):
         """Optimizer steps per step (Lightning's `global_step` per `step_count`)."""
         return 1
 
-    @property
-    def monitor(self) -> str | None:
-        """The model's checkpoint metric (e.g. `val/loss`), if configured."""
-        return getattr(self.model, "monitor", None)
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         groups = transformer_param_groups(self.model.transformer, self.weight_decay)
         for g in groups:
@@ -153,31 +149,23 @@ class Net2NetModule(pl.LightningModule):
         return torch.optim.AdamW(groups, lr=self.learning_rate, betas=self.betas)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["taming"] = {"step_count": int(self.step_count)}
+        self.save_step_count(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        saved = checkpoint.get("taming", {}).get("step_count")
-        self.step_count = int(saved if saved is not None else checkpoint.get("global_step", 0))
+        self.load_step_count(checkpoint)
 
     # -- training ---------------------------------------------------------------------------
 
     def on_fit_start(self) -> None:
         self.train()  # the transformer trains; the stages stay in eval mode (model.train)
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
-        opt = self.optimizers()
-        k = self.accumulate_grad_batches
+    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor | None:
+        boundary = self.at_boundary(batch_idx)
         loss = self.model.shared_step(batch, batch_idx)
-        self.manual_backward(loss / k if k > 1 else loss)
-        if (batch_idx + 1) % k == 0 or bool(self.trainer.is_last_batch):
-            if self.gradient_clip_val:
-                self.clip_gradients(
-                    opt,
-                    gradient_clip_val=self.gradient_clip_val,
-                    gradient_clip_algorithm=self.gradient_clip_algorithm,
-                )
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+        self.manual_backward(self.scaled(loss))
+        if not self.step_optimizers([self.optimizers()], {"train/loss": loss}, boundary):
+            return None
+        if boundary:
             self.step_count += 1
         bs = _batch_size(batch, self.model.first_stage_key)
         self.log(

@@ -43,13 +43,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 
 from taming.autoencoder.vqmodel import EMAVQ
 from taming.metrics.codebook import CodebookCounter, codebook_stats, collapse_warning, dead_codes
 from taming.train.gan_step import autoencode, discriminator_step, generator_step, make_adam
+from taming.train.manual import ManualOptimization
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ __all__ = ["VQGANModule"]
 FROZEN_PREFIX = "model.loss.perceptual_loss.net."
 
 
-class VQGANModule(pl.LightningModule):
+class VQGANModule(ManualOptimization):
     """Trains a first-stage model and its loss.
 
     Args:
@@ -70,6 +70,8 @@ class VQGANModule(pl.LightningModule):
         gradient_clip_val: clip gradients to this norm/value before each step (None: off, as
             in the original).
         gradient_clip_algorithm: "norm" or "value".
+        max_nonfinite_skips: 0 (default): stop at the first non-finite loss; N: skip such
+            batches and stop after more than N (`taming.train.finite`).
     """
 
     def __init__(
@@ -79,19 +81,19 @@ class VQGANModule(pl.LightningModule):
         accumulate_grad_batches: int = 1,
         gradient_clip_val: float | None = None,
         gradient_clip_algorithm: str = "norm",
+        max_nonfinite_skips: int = 0,
     ) -> None:
-        super().__init__()
-        if accumulate_grad_batches < 1:
-            raise ValueError(f"accumulate_grad_batches must be >= 1, got {accumulate_grad_batches}")
+        super().__init__(
+            learning_rate,
+            accumulate_grad_batches,
+            gradient_clip_val,
+            gradient_clip_algorithm,
+            max_nonfinite_skips,
+        )
         self.model = model
         self.model.init_loss()
-        self.automatic_optimization = False
-        self.learning_rate = float(learning_rate)
-        self.accumulate_grad_batches = int(accumulate_grad_batches)
-        self.gradient_clip_val = gradient_clip_val
-        self.gradient_clip_algorithm = gradient_clip_algorithm
         self.is_gan = hasattr(self.model.loss, "discriminator")
-        self.step_count = 0
+        self.frozen_prefix = FROZEN_PREFIX  # left out of checkpoints
         n_codes = getattr(self.model.quantize, "re_embed", None) or self.model.n_embed
         self._codes = {split: CodebookCounter(n_codes) for split in ("train", "val", "test")}
         self.codebook: dict[str, dict[str, float]] = {}
@@ -102,11 +104,6 @@ class VQGANModule(pl.LightningModule):
     def n_optimizers(self) -> int:
         """Optimizer steps per generator step (Lightning's `global_step` per `step_count`)."""
         return 2 if self.is_gan else 1
-
-    @property
-    def monitor(self) -> str | None:
-        """The model's checkpoint metric (`val/rec_loss` etc.), if configured."""
-        return getattr(self.model, "monitor", None)
 
     def autoencoder_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters of the autoencoder (the EMA codebook is not optimised)."""
@@ -127,7 +124,7 @@ class VQGANModule(pl.LightningModule):
         return [opt_ae, opt_disc]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["taming"] = {"step_count": int(self.step_count)}
+        self.save_step_count(checkpoint)
         state = checkpoint.get("state_dict", {})
         for key in [k for k in state if k.startswith(FROZEN_PREFIX)]:
             del state[key]  # the frozen LPIPS trunk: 58 MB that come from the weights file
@@ -135,13 +132,13 @@ class VQGANModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("state_dict")
         if state is not None:
+            for key in [k for k in state if k.startswith("model.")]:
+                if self.model.checkpoint_key_rule(key[len("model.") :]):
+                    del state[key]  # e.g. LPIPS keys of a run whose perceptual_weight is 0
             for key, value in self.state_dict().items():
                 if key.startswith(FROZEN_PREFIX) and key not in state:
                     state[key] = value
-        saved = checkpoint.get("taming", {}).get("step_count")
-        if saved is None:  # not ours: derive it from Lightning's optimizer-step count
-            saved = int(checkpoint.get("global_step", 0)) // self.n_optimizers
-        self.step_count = int(saved)
+        self.load_step_count(checkpoint, self.n_optimizers)
 
     # -- training ---------------------------------------------------------------------------
 
@@ -150,29 +147,11 @@ class VQGANModule(pl.LightningModule):
         # dropout and the discriminator's BatchNorm statistics are active during training.
         self.train()
 
-    def _grad_scale(self) -> float:
-        """The fp16 GradScaler's current scale (1 without one)."""
-        scaler = getattr(getattr(self.trainer, "precision_plugin", None), "scaler", None)
-        if scaler is None or not scaler.is_enabled():
-            return 1.0
-        return float(scaler.get_scale())
-
-    def _optimizer_step(self, opt: Any) -> None:
-        if self.gradient_clip_val:
-            self.clip_gradients(
-                opt,
-                gradient_clip_val=self.gradient_clip_val,
-                gradient_clip_algorithm=self.gradient_clip_algorithm,
-            )
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         x = self.model.get_input(batch)  # (B, C, H, W) in [-1, 1]
         bs = x.shape[0]
         step = self.step_count
-        k = self.accumulate_grad_batches
-        boundary = (batch_idx + 1) % k == 0 or bool(self.trainer.is_last_batch)
+        boundary = self.at_boundary(batch_idx)
         if hasattr(self.model, "temperature_scheduling"):
             temperature = self.model.temperature_scheduling(step)
             self.log("temperature", float(temperature), logger=True, batch_size=bs)
@@ -180,24 +159,24 @@ class VQGANModule(pl.LightningModule):
         if self.is_gan:
             opt_ae, opt_disc = self.optimizers()
             out = generator_step(self.model, x, step, split="train", grad_scale=self._grad_scale())
-            self.manual_backward(out.surrogate / k if k > 1 else out.surrogate)
-            if boundary:
-                self._optimizer_step(opt_ae)
+            self.manual_backward(self.scaled(out.surrogate))
+            if not self.step_optimizers([opt_ae], {"train/aeloss": out.loss, **out.log}, boundary):
+                return
             d_loss, d_log = discriminator_step(
                 self.model.loss, x, out.reconstructions, step, split="train"
             )
-            self.manual_backward(d_loss / k if k > 1 else d_loss)
-            if boundary:
-                self._optimizer_step(opt_disc)
+            self.manual_backward(self.scaled(d_loss))
+            if not self.step_optimizers([opt_disc], {"train/discloss": d_loss, **d_log}, boundary):
+                return
             aeloss, log, indices = out.loss, {**out.log, **d_log}, out.indices
             self.log("train/discloss", d_loss.detach(), prog_bar=True, **_EVERY_STEP, batch_size=bs)
         else:
-            opt = self.optimizers()
             xrec, qloss, indices = autoencode(self.model, x)
             loss, log = self.model.loss(qloss, x, xrec, split="train")
-            self.manual_backward(loss / k if k > 1 else loss)
-            if boundary:
-                self._optimizer_step(opt)
+            self.manual_backward(self.scaled(loss))
+            terms = {"train/aeloss": loss, **log}
+            if not self.step_optimizers([self.optimizers()], terms, boundary):
+                return
             aeloss = loss.detach()
         self.log("train/aeloss", aeloss, prog_bar=True, **_EVERY_STEP, batch_size=bs)
         self.log_dict(log, **_EVERY_STEP, batch_size=bs)

@@ -7,27 +7,31 @@ of Karpathy's minGPT. Parameter names, shapes and initialisation follow the orig
 `attn.mask` buffers are dropped with `gpt_checkpoint_filter` (the causal mask, and the
 bidirectional prefix of `n_unmasked` tokens, are built on the fly instead).
 
-Two execution paths:
+One implementation of the maths (`CausalSelfAttention`, `Block`), two ways to run it:
   * `forward` — the original full-sequence pass (training, scoring, reference sampling), with
     `torch.nn.functional.scaled_dot_product_attention` (`is_causal` when possible);
-  * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast style). For
-    float32 decoding on CPU it splits the skinny products over the cores by output slices, or
-    uses oneDNN with a reordered weight from 3 rows on (`_PackedLinear`; 2.7x faster Linears
-    at batch 1, 1.7x at batch 8); q/k/v are fused into one weight. These copies are built
-    once per weight version and kept until the weights change or `release_decode_weights()`
-    (they are not pickled or deep-copied). `to_low_precision("bf16")` opts into bf16 weights
-    for this path only.
+  * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast / LlamaGen
+    style: the same modules with `cache=`, `input_pos=`). Its Linear products go through
+    `cpu_matmul.DecodeLinear` copies of the same weights (q/k/v fused; CPU kernels chosen by
+    the number of rows; opt-in bf16/fp16/int8 weight formats, `to_low_precision`). The copies
+    are built once per weight version and format and kept until the weights change or
+    `release_decode_weights()` (they are not pickled or deep-copied). `compile_decode()`
+    opts into a `torch.compile`d one-token step.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from taming.transformer.cpu_matmul import FORMATS, DecodeLinear, format_speed
 from taming.transformer.kv_cache import KVCache
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ __all__ = [
     "DROP_KEY_SUFFIXES",
     "GPT",
     "Block",
+    "BlockProducts",
     "CausalSelfAttention",
     "gpt_checkpoint_filter",
     "legacy_attn_mask",
@@ -43,8 +48,6 @@ __all__ = [
 
 # State-dict keys of the original GPT that this implementation does not register.
 DROP_KEY_SUFFIXES: tuple[str, ...] = (".attn.mask",)
-
-_LOW_PRECISION = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def legacy_attn_mask(block_size: int, n_unmasked: int = 0) -> Tensor:
@@ -84,6 +87,16 @@ def gpt_checkpoint_filter(
     return out
 
 
+def cpp_compiler() -> str | None:
+    """Path of the C++ compiler inductor would use on CPU (`$CXX`, g++, clang++), or None."""
+    names = [os.environ["CXX"]] if os.environ.get("CXX") else []
+    for name in [*names, "g++", "clang++", "c++"]:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    return None
+
+
 def _attention_mask(
     q_len: int, pos: int, n_unmasked: int, device: torch.device
 ) -> tuple[Tensor | None, bool]:
@@ -102,7 +115,14 @@ def _attention_mask(
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head masked self-attention with separate `key`/`query`/`value`/`proj` Linears."""
+    """Multi-head masked self-attention with separate `key`/`query`/`value`/`proj` Linears.
+
+    One implementation for both paths: the full-sequence pass (`cache=None`) and incremental
+    decoding, where the new keys/values are written into `cache` at `input_pos` and the
+    queries attend to the filled prefix (gpt-fast / LlamaGen style). `products`, given by
+    `GPT.forward_cached`, replaces the Linears' products by decode-layout copies of the same
+    weights (`cpu_matmul.DecodeLinear`: fused q/k/v, CPU kernels, opt-in weight formats).
+    """
 
     def __init__(
         self, n_embd: int, n_head: int, attn_pdrop: float = 0.0, resid_pdrop: float = 0.0
@@ -118,22 +138,45 @@ class CausalSelfAttention(nn.Module):
         self.resid_drop = nn.Dropout(resid_pdrop)
         self.proj = nn.Linear(n_embd, n_embd)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = True) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        is_causal: bool = True,
+        cache: KVCache | None = None,
+        input_pos: int = 0,
+        last_only: bool = False,
+        products: BlockProducts | None = None,
+    ) -> Tensor:
+        """`x (B, T, C)` at positions `[input_pos, input_pos + T)` -> `(B, T, C)`, or
+        `(B, 1, C)` for the last position only with `last_only` (all T keys/values are still
+        computed and cached)."""
         B, T, C = x.shape
         hs = C // self.n_head
-        q = self.query(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = self.key(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = self.value(x).view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if products is None:
+            q, k, v = self.query(x), self.key(x), self.value(x)  # each (B, T, C)
+        else:
+            q, k, v = products.qkv(x).split(C, dim=-1)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        if cache is not None:
+            k, v = cache.update(input_pos, k, v)  # (B, nh, input_pos + T, hs)
+        if last_only and T > 1:  # the last query sees every key; the other rows are not needed
+            q, T, mask, is_causal = q[:, :, -1:], 1, None, False
         drop = self.attn_pdrop if self.training else 0.0
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=drop, is_causal=is_causal
         )  # (B, nh, T, hs)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.resid_drop(self.proj(y))
+        return self.resid_drop(self.proj(y) if products is None else products.proj(y))
 
 
 class Block(nn.Module):
-    """Pre-LN transformer block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`."""
+    """Pre-LN transformer block: `x + attn(ln1(x))`, then `x + mlp(ln2(x))`.
+
+    `cache`, `input_pos`, `last_only` and `products` are those of `CausalSelfAttention`.
+    """
 
     def __init__(
         self, n_embd: int, n_head: int, attn_pdrop: float = 0.0, resid_pdrop: float = 0.0
@@ -149,126 +192,60 @@ class Block(nn.Module):
             nn.Dropout(resid_pdrop),
         )
 
-    def forward(self, x: Tensor, mask: Tensor | None = None, is_causal: bool = True) -> Tensor:
-        x = x + self.attn(self.ln1(x), mask, is_causal)
-        return x + self.mlp(self.ln2(x))
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        is_causal: bool = True,
+        cache: KVCache | None = None,
+        input_pos: int = 0,
+        last_only: bool = False,
+        products: BlockProducts | None = None,
+    ) -> Tensor:
+        a = self.attn(self.ln1(x), mask, is_causal, cache, input_pos, last_only, products)
+        x = x[:, -1:] + a if last_only else x + a
+        h = self.ln2(x)
+        if products is None:
+            return x + self.mlp(h)
+        fc1, act, fc2, drop = self.mlp
+        return x + drop(products.fc2(act(products.fc1(h))))
 
 
-# Float32 decoding products on CPU (memory- or latency-bound skinny GEMMs; MKL's threading of
-# them leaves much of the machine idle). Measured over all Linears of the 8 x 512-wide
-# benchmark GPT (2 threads, AVX2, EPYC), ms per call of every Linear once:
-#   rows                       1     2     4     8    32    128   512
-#   F.linear (MKL)           8.5  13.0  12.6  11.5  24.7  62.8  190
-#   2 output slices, bmm     3.1   4.7   6.2   8.6  18.8  52.9  179
-#   oneDNN, packed weight    5.2   5.2   5.9   6.9  13.9  43.4  166
-# Up to `_COLUMN_MAX_ROWS` rows: `W @ x^T` with the weight's `(out, in)` layout cut into
-# `_SPLITS` output slices, one `bmm` (both cores stream half the weight each, no copy). Above:
-# oneDNN's linear with a weight reordered once into its blocked layout, where that op exists;
-# otherwise `x @ W^T` in output slices, or `F.linear` beyond `_SPLIT_MAX_ROWS` rows.
-_SPLITS = 2
-_COLUMN_MAX_ROWS = 2
-_SPLIT_MAX_ROWS = 128
+class BlockProducts(NamedTuple):
+    """Decode-layout products of one block's Linears (same weights, `cpu_matmul` kernels)."""
 
+    qkv: DecodeLinear  # query, key, value concatenated: (B, T, C) -> (B, T, 3C)
+    proj: DecodeLinear
+    fc1: DecodeLinear
+    fc2: DecodeLinear
 
-def _onednn_linear_weight(weight: Tensor) -> Tensor | None:
-    """The weight in oneDNN's blocked linear layout, or None where this torch has no oneDNN."""
-    if not torch.backends.mkldnn.is_available():
-        return None
-    try:
-        packed = torch.ops.mkldnn._reorder_linear_weight(weight, 8)
-        torch.ops.mkldnn._linear_pointwise(weight.new_zeros(1, weight.shape[1]), packed, None,
-                                           "none", [], "")  # fmt: skip
-    except (AttributeError, RuntimeError, NotImplementedError):  # private ops: be defensive
-        logger.debug("oneDNN linear is not available; using bmm output slices")
-        return None
-    return packed
-
-
-class _PackedLinear:
-    """One Linear, or several sharing the input (q/k/v, concatenated outputs), for decoding.
-
-    The weight is used in its `(out, in)` layout: the parameter itself when there is one part
-    in the parameter dtype, else a concatenated (or cast) copy. On CPU in float32 the product
-    depends on the number of rows (see the table above); the oneDNN copy of the weight is made
-    on the first call with more than `_COLUMN_MAX_ROWS` rows. Half precision uses `F.linear`.
-    Casts the input to the weight dtype; the output stays in that dtype. Every output element
-    is one float32 dot product over the whole input axis, as in `F.linear`.
-    """
-
-    __slots__ = ("_weight", "_bias", "_cpu_fp32", "_onednn")
-
-    def __init__(
-        self, weights: list[Tensor], biases: list[Tensor] | None, dtype: torch.dtype
-    ) -> None:
-        ws = [w.detach().to(dtype) for w in weights]
-        self._weight = ws[0] if len(ws) == 1 else torch.cat(ws)  # (out, in)
-        self._bias = None if biases is None else torch.cat([b.detach().to(dtype) for b in biases])
-        out = self._weight.shape[0]
-        self._cpu_fp32 = (
-            self._weight.device.type == "cpu" and dtype == torch.float32 and out % _SPLITS == 0
-        )
-        self._onednn: Tensor | None | bool = False  # False: not tried yet
-
-    def __call__(self, x: Tensor) -> Tensor:  # x (N, in) -> (N, out)
-        w, b = self._weight, self._bias
-        if x.dtype != w.dtype:
-            x = x.to(w.dtype)
-        n = x.shape[0]
-        if not self._cpu_fp32:
-            return F.linear(x, w, b)
-        out, d_in = w.shape
-        ws = w.view(_SPLITS, out // _SPLITS, d_in)  # (S, out/S, in)
-        if n <= _COLUMN_MAX_ROWS:
-            y = torch.bmm(ws, x.t().expand(_SPLITS, d_in, n)).view(out, n)  # (out, N)
-            if b is not None:
-                y.add_(b[:, None])
-            return y.t().contiguous()  # (N, out)
-        if self._onednn is False:
-            self._onednn = _onednn_linear_weight(w)
-        if self._onednn is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, self._onednn, b, "none", [], "")
-        if n > _SPLIT_MAX_ROWS:
-            return F.linear(x, w, b)
-        y = torch.bmm(x.expand(_SPLITS, n, d_in), ws.transpose(1, 2))  # (S, N, out/S)
-        y = y.transpose(0, 1).reshape(n, out)  # (N, out), a copy
-        return y if b is None else y.add_(b)
-
-
-class _DecodeBlock:
-    __slots__ = ("ln1", "qkv", "proj", "ln2", "fc1", "fc2")
-
-    def __init__(self, block: Block, dtype: torch.dtype) -> None:
+    @classmethod
+    def of(cls, block: Block, fmt: str | None) -> BlockProducts:
         a, fc1, fc2 = block.attn, block.mlp[0], block.mlp[2]
-        self.ln1 = (block.ln1.normalized_shape, block.ln1.weight, block.ln1.bias, block.ln1.eps)
-        self.ln2 = (block.ln2.normalized_shape, block.ln2.weight, block.ln2.bias, block.ln2.eps)
-        self.qkv = _PackedLinear(
-            [a.query.weight, a.key.weight, a.value.weight],
-            [a.query.bias, a.key.bias, a.value.bias],
-            dtype,
+        qkv = [a.query, a.key, a.value]
+        return cls(
+            DecodeLinear([m.weight for m in qkv], [m.bias for m in qkv], fmt),
+            DecodeLinear([a.proj.weight], [a.proj.bias], fmt),
+            DecodeLinear([fc1.weight], [fc1.bias], fmt),
+            DecodeLinear([fc2.weight], [fc2.bias], fmt),
         )
-        self.proj = _PackedLinear([a.proj.weight], [a.proj.bias], dtype)
-        self.fc1 = _PackedLinear([fc1.weight], [fc1.bias], dtype)
-        self.fc2 = _PackedLinear([fc2.weight], [fc2.bias], dtype)
 
 
 class _DecodeWeights:
-    """What `forward_cached` reads, packed for one weight format and one weight version.
+    """The decode-layout products `forward_cached` uses, for one format and weight version.
 
     `stamp` records the version counter and storage of every parameter, so in-place updates
     (`load_state_dict`, optimiser steps) and moves (`.to()`) are noticed cheaply on every call;
     replaced parameter objects are noticed by the identity check of `setup_cache`.
     """
 
-    __slots__ = ("fmt", "params", "stamp", "blocks", "ln_f", "head")
+    __slots__ = ("fmt", "params", "stamp", "blocks", "head")
 
     def __init__(self, gpt: GPT, fmt: str | None) -> None:
-        dtype = _LOW_PRECISION.get(fmt, gpt.head.weight.dtype)
         self.fmt, self.params = fmt, list(gpt.parameters())
         self.stamp = self._stamp()
-        self.blocks = [_DecodeBlock(block, dtype) for block in gpt.blocks]
-        ln = gpt.ln_f
-        self.ln_f = (ln.normalized_shape, ln.weight, ln.bias, ln.eps)
-        self.head = _PackedLinear([gpt.head.weight], None, dtype)
+        self.blocks = [BlockProducts.of(block, fmt) for block in gpt.blocks]
+        self.head = DecodeLinear([gpt.head.weight], None, fmt)
 
     def _stamp(self) -> tuple:
         return tuple((p._version, p.data_ptr()) for p in self.params)
@@ -326,7 +303,8 @@ class GPT(nn.Module):
         self.head = nn.Linear(n_embd, vocab_size, bias=False)
         self.apply(self._init_weights)
         self.decode_weight_format: str | None = None
-        self._decode: _DecodeWeights | None = None
+        self._decode: dict[str | None, _DecodeWeights] = {}  # per format, see `_decode_weights`
+        self._compiled_step = None  # torch.compile'd `_step` (see `compile_decode`)
         logger.debug("GPT with %d parameters", sum(p.numel() for p in self.parameters()))
 
     @staticmethod
@@ -407,36 +385,92 @@ class GPT(nn.Module):
             for _ in self.blocks
         ]
 
-    def to_low_precision(self, fmt: str | None = "bf16") -> GPT:
-        """Opt into low-precision decode weights (`"bf16"` or `"fp16"`; `None` to undo).
+    def to_low_precision(self, fmt: str | None = "bf16", only_if_faster: bool = True) -> GPT:
+        """Opt into low-precision decode weights (`"bf16"`, `"fp16"`, `"int8"`; `None` undoes).
 
-        Only `forward_cached` (hence cached sampling) is affected: it then multiplies with
-        bf16/fp16 copies of the Linear weights while embeddings, LayerNorms, the residual
-        stream, attention and the KV cache stay in the parameter dtype. The parameters and
-        `forward` are untouched. On CPU this moves half the bytes per token (batch-1 decoding
-        is memory bound); logits then deviate from fp32 by ~1e-2 (see tests/test_gpt.py).
+        Only `forward_cached` (hence cached sampling) is affected: its Linears then read
+        bf16/fp16 copies or per-channel int8 quantisations of the weights (`cpu_matmul`), while
+        embeddings, LayerNorms, the residual stream, attention and the KV cache stay in the
+        parameter dtype. The parameters and `forward` are untouched. Batch-1 decoding on CPU
+        is memory bound, so fewer weight bytes per token can be faster; logits deviate from
+        fp32 by ~1e-2 of their range (see tests/test_gpt.py).
+
+        Args:
+            fmt: The weight format.
+            only_if_faster: On CPU, time Linears of this model's shapes once in fp32 and in
+                `fmt` (one row; random weights; ~0.5 s for a 25M-parameter GPT) and keep fp32
+                where `fmt` is not faster on this CPU (logged as a warning; native bf16 dot
+                products or not decide it). `decode_weight_format` then says what is used.
         """
-        if fmt is not None and fmt not in _LOW_PRECISION:
-            raise ValueError(f"unknown format {fmt!r}; choose from {sorted(_LOW_PRECISION)}")
+        if fmt is not None and fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
+        if fmt is not None and only_if_faster and self.head.weight.device.type == "cpu":
+            # every Linear of the model: the weights do not fit in the caches, as in decoding
+            shapes = [tuple(m.weight.shape) for m in self.modules() if isinstance(m, nn.Linear)]
+            t32, t_fmt = format_speed(fmt, shapes)
+            if t_fmt >= t32:
+                logger.warning(
+                    "%s decode weights are slower than fp32 on this CPU (%.2f vs %.2f ms for "
+                    "one row through every Linear); decoding in fp32",
+                    fmt, 1e3 * t_fmt, 1e3 * t32,
+                )  # fmt: skip
+                fmt = None
+            else:
+                logger.info("%s decode weights: %.2f vs %.2f ms fp32", fmt, 1e3 * t_fmt, 1e3 * t32)
         self.decode_weight_format = fmt
         return self
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state["_decode"] = None  # a cache of packed weights, rebuilt on use
+        state["_decode"] = {}  # a cache of packed weights, rebuilt on use
+        state["_compiled_step"] = None  # compiled code does not travel; compile again
         return state
+
+    def compile_decode(self, enable: bool = True) -> GPT:
+        """Compile the one-token step of `forward_cached` with `torch.compile` (inductor).
+
+        Opt-in. The compiled step runs the blocks' own modules (fp32, `F.linear`) with dynamic
+        positions, so one compilation (tens of seconds on a laptop CPU, on the first call)
+        serves every position; prefill chunks and low-precision decode weights stay eager.
+        On CPU, inductor needs a C++ compiler: without one this raises a one-line
+        `RuntimeError` instead of failing in the middle of sampling.
+        """
+        if not enable:
+            self._compiled_step = None
+            return self
+        if self.head.weight.device.type == "cpu" and cpp_compiler() is None:
+            raise RuntimeError(
+                "torch.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
+                "install one or sample without compiling"
+            )
+        self._compiled_step = torch.compile(self._step, dynamic=True)
+        return self
+
+    def _step(self, x: Tensor, input_pos: int, cache: list[KVCache], last_only: bool) -> Tensor:
+        """Blocks and head on the modules' own Linears (what `compile_decode` compiles)."""
+        last = len(self.blocks) - 1
+        for n, (block, layer_cache) in enumerate(zip(self.blocks, cache)):
+            x = block(x, None, False, layer_cache, input_pos, last_only and n == last)
+        return self.head(self.ln_f(x))
 
     def release_decode_weights(self) -> None:
         """Free the packed copies `forward_cached` keeps (rebuilt on its next call)."""
-        self._decode = None
+        self._decode = {}
 
     def _decode_weights(self, check_identity: bool = False) -> _DecodeWeights:
-        """Decode-layout weights, rebuilt when the format or any parameter changed."""
+        """Decode-layout weights of the current format, rebuilt when any parameter changed.
+
+        One set per format used is kept (switching formats back and forth costs no rebuild);
+        a rebuild drops the sets of the other formats that are out of date.
+        """
         fmt = self.decode_weight_format
-        if self._decode is None or not self._decode.is_current(self, fmt, check_identity):
+        weights = self._decode.get(fmt)
+        if weights is None or not weights.is_current(self, fmt, check_identity):
             with torch.no_grad():
-                self._decode = _DecodeWeights(self, fmt)
-        return self._decode
+                weights = _DecodeWeights(self, fmt)
+            current = {f: w for f, w in self._decode.items() if w.is_current(self, f, True)}
+            self._decode = current | {fmt: weights}
+        return weights
 
     @torch.inference_mode()
     def forward_cached(
@@ -478,27 +512,12 @@ class GPT(nn.Module):
                 f"the bidirectional prefix (n_unmasked={self.n_unmasked}) must be fed in one "
                 f"call from position 0; got positions [{input_pos}, {input_pos + T})"
             )
+        if T == 1 and self._compiled_step is not None and self.decode_weight_format is None:
+            return self._compiled_step(x, input_pos, cache, last_only).float()
         weights = self._decode_weights()
         mask, is_causal = _attention_mask(T, input_pos, self.n_unmasked, x.device)
-        nh = self.n_head
-        last = len(weights.blocks) - 1
-        for n, (w, layer_cache) in enumerate(zip(weights.blocks, cache)):
-            h = F.layer_norm(x, *w.ln1).view(B * T, C)
-            qkv = w.qkv(h).view(B, T, 3, nh, C // nh)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, T, hs)
-            k, v = layer_cache.update(input_pos, k, v)  # (B, nh, end, hs)
-            if n == last and last_only and T > 1:
-                # The last query sees every cached key; the other rows are not needed.
-                q, x, T, mask, is_causal = q[:, :, -1:], x[:, -1:], 1, None, False
-            if q.dtype != k.dtype:
-                q = q.to(k.dtype)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
-            y = y.transpose(1, 2).reshape(B * T, C)  # (B*T, C)
-            x = x + w.proj(y).view(B, T, C)
-            h = F.layer_norm(x, *w.ln2).view(B * T, C)
-            x = x + w.fc2(F.gelu(w.fc1(h))).view(B, T, C)
-        if last_only:
-            x = x[:, -1:]
-            T = 1
-        logits = weights.head(F.layer_norm(x, *weights.ln_f).view(B * T, C)).view(B, T, -1)
+        last = len(self.blocks) - 1
+        for n, (block, layer_cache, products) in enumerate(zip(self.blocks, cache, weights.blocks)):
+            x = block(x, mask, is_causal, layer_cache, input_pos, last_only and n == last, products)
+        logits = weights.head(self.ln_f(x))  # (B, T or 1, vocab_size)
         return logits.float()
