@@ -9,7 +9,9 @@ weights are run at 64x64 and 128x128. `encode` = encoder + quant_conv + quantize
 original's `diffusionmodules/model.py` + `VectorQuantizer2` path, same weights) in the same run,
 alternating with ours every round; times are medians, the ratio is the median over rounds of
 original time / our time. Peak RSS of each side comes from a child process that runs only that
-side's workload. `--dtype bf16` and `--compile` add the opt-in paths as extra columns.
+side's workload. `--dtype bf16` and `--compile` also time the opt-in paths (alternating with
+the others): `ours_bf16` / `ours_compiled` img/s, their ratio to ours, and `compile_s` (the first
+call per workload, which compiles).
 
     python benchmarks/bench_codec.py --baseline --json
 
@@ -25,6 +27,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 
 import torch
 
@@ -42,6 +45,11 @@ from benchutil import (  # noqa: E402
     workload_line,
 )
 from original_codec import OriginalCodec  # noqa: E402
+from taming.autoencoder.inference import (  # noqa: E402
+    compile_first_stage,
+    native_bf16,
+    set_first_stage_dtype,
+)
 from taming.autoencoder.vqmodel import VQModel  # noqa: E402
 
 logger = logging.getLogger("bench_codec")
@@ -63,10 +71,16 @@ SIDES = ("ours", "original")
 
 
 def build(side: str, seed: int = 0) -> torch.nn.Module:
-    """The speed-note VQGAN (ours) or the original's path with the same weights."""
+    """The speed-note VQGAN (ours, ours_bf16, ours_compiled) or the original's path."""
     torch.manual_seed(seed)
     model = VQModel(ddconfig=DDCONFIG, lossconfig=None, n_embed=1024, embed_dim=64).eval()
-    return model if side == "ours" else OriginalCodec.from_vqmodel(model)
+    if side == "original":
+        return OriginalCodec.from_vqmodel(model)
+    if side == "ours_bf16":
+        set_first_stage_dtype(model, "bf16", force=True)
+    elif side == "ours_compiled" and not compile_first_stage(model):
+        raise SystemExit("--compile: no C++ compiler for inductor")
+    return model
 
 
 def inputs(res: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,6 +117,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=9, help="timed calls per side and workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--dtype", choices=["bf16"], help="also time ours with a bf16 first stage")
+    parser.add_argument("--compile", action="store_true", help="also time ours, torch.compiled")
     parser.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child runs")
     parser.add_argument("--rss-probe", nargs=2, help=argparse.SUPPRESS)  # SIDE WORKLOAD
     args = parser.parse_args()
@@ -112,8 +128,13 @@ def main() -> None:
         return
 
     workloads = [w for w in args.workloads.split(",") if w]
-    sides = SIDES if args.baseline else SIDES[:1]
-    models = {side: build(side) for side in sides}
+    sides = list(SIDES if args.baseline else SIDES[:1])
+    extra = (["ours_bf16"] if args.dtype == "bf16" else []) + (
+        ["ours_compiled"] if args.compile else []
+    )
+    if "ours_bf16" in extra and not native_bf16():
+        print("note: this CPU has no native bf16; ours_bf16 is emulated (slower)")
+    models = {side: build(side) for side in sides + extra}
     cpu = cpu_info()
     print(f"CPU: {cpu['cpu']} ({cpu['isa']}, native bf16: {cpu['native_bf16']}); "
           f"{args.threads} threads, batch {args.batch}; load {loadavg_1m()}")  # fmt: skip
@@ -121,17 +142,30 @@ def main() -> None:
     for workload in workloads:
         load_before = loadavg_1m()
         with torch.inference_mode():
-            runners = {side: runner(models[side], workload, args.batch) for side in sides}
+            runners = {side: runner(models[side], workload, args.batch) for side in sides + extra}
+            first = {}
+            for side in extra:  # the first call of a compiled model compiles
+                t0 = time.perf_counter()
+                runners[side]()
+                first[side] = time.perf_counter() - t0
             times = alternate(runners, args.rounds, warmup=2)
-        ips = {side: round(args.batch / median(times[side]), 2) for side in sides}
+        ips = {side: round(args.batch / median(times[side]), 2) for side in sides + extra}
+        opt_in: dict[str, object] = {}
+        for side in extra:
+            opt_in[side] = ips[side]
+            opt_in[f"{side}_vs_ours"] = round(paired_ratio(times["ours"], times[side]), 3)
+            if side == "ours_compiled":
+                opt_in["compile_s"] = round(first[side], 1)
+            note = f" (compile {first[side]:.0f} s)" if side == "ours_compiled" else ""
+            print(f"  {side}: {ips[side]:.1f} img/s, {opt_in[f'{side}_vs_ours']:.2f}x ours{note}")
         ratio = round(paired_ratio(times["original"], times["ours"]), 3) if args.baseline else None
         msg = f"{workload}: ours {ips['ours']:.1f} img/s"
         if args.baseline:
             msg += f", original {ips['original']:.1f} img/s, ratio {ratio:.2f}x"
         print(msg + f" (load {load_before} -> {loadavg_1m()})")
-        lines.append((workload, ips, ratio, max(load_before, loadavg_1m())))
+        lines.append((workload, ips, ratio, max(load_before, loadavg_1m()), opt_in))
     out = []
-    for workload, ips, ratio, load in lines:
+    for workload, ips, ratio, load, opt_in in lines:
         rss = {
             side: None
             if args.no_rss
@@ -162,6 +196,7 @@ def main() -> None:
                 batch=args.batch,
                 threads=args.threads,
                 loadavg_1m=load,
+                **opt_in,
                 **cpu,
             )  # fmt: skip
         )

@@ -140,11 +140,11 @@ def table(lines: list[dict]) -> str:
 def update_readme(path: str, text: str) -> None:
     with open(path) as f:
         readme = f.read()
-    pattern = re.compile(r"(<!-- bench:begin -->\n).*?(\n<!-- bench:end -->)", re.S)
+    pattern = re.compile(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)", re.S)
     if not pattern.search(readme):
         raise SystemExit(f"{path} has no <!-- bench:begin --> ... <!-- bench:end --> block")
     with open(path, "w") as f:
-        f.write(pattern.sub(lambda m: m.group(1) + text + m.group(2), readme))
+        f.write(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), readme))
 
 
 def main() -> None:
