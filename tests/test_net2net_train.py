@@ -23,6 +23,7 @@ from taming.cond import Net2NetTransformer
 from taming.data.utils import custom_collate
 from taming.train.net2net_module import Net2NetModule, transformer_param_groups
 from taming.transformer.gpt import GPT
+from tiny_net2net import tiny_vq  # the shared tiny first stage (f2, 32 codes)
 
 # frozen stages are in eval mode on purpose; the in-memory fits have no logger
 pytestmark = pytest.mark.filterwarnings(
@@ -31,28 +32,6 @@ pytestmark = pytest.mark.filterwarnings(
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = REPO / "configs" / "legacy"
-
-
-def tiny_vq(in_channels: int = 3, n_embed: int = 32, **extra) -> dict:
-    params = {
-        "embed_dim": 8,
-        "n_embed": n_embed,
-        "ddconfig": {
-            "double_z": False,
-            "z_channels": 8,
-            "resolution": 16,
-            "in_channels": in_channels,
-            "out_ch": in_channels,
-            "ch": 32,
-            "ch_mult": [1, 2],
-            "num_res_blocks": 1,
-            "attn_resolutions": [],
-            "dropout": 0.0,
-        },
-        "lossconfig": {"target": "taming.modules.losses.DummyLoss"},
-        **extra,
-    }
-    return {"target": "taming.models.vqgan.VQModel", "params": params}
 
 
 def tiny_gpt(vocab_size: int = 32, block_size: int = 128) -> dict:

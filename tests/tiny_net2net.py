@@ -21,10 +21,15 @@ STEP = 7  # the optimizer step recorded in the runs' checkpoints
 SEEDS = {"uncond": 0, "class": 1, "seg": 2}
 
 
-def tiny_vq(in_channels: int = 3, target: str = "taming.models.vqgan.VQModel", **extra) -> dict:
+def tiny_vq(
+    in_channels: int = 3,
+    target: str = "taming.models.vqgan.VQModel",
+    n_embed: int = 32,
+    **extra,
+) -> dict:
     params = {
         "embed_dim": 8,
-        "n_embed": 32,
+        "n_embed": n_embed,
         "ddconfig": {
             "double_z": False,
             "z_channels": 8,
