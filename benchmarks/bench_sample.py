@@ -10,7 +10,8 @@ style), window 16x16, i.e. sequences of 256 conditioning + up to 255 image token
 prints a JSON object as its last line with `s_per_image_b1`, `s_per_image_b8`,
 `tokens_per_s_b1`, `tokens_per_s_b8`, `sliding_s_per_image` (16x16 grid: one window),
 `sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16` and `s_per_image_b1_int8`
-(opt-in bf16 / int8 decode weights, with `b1_<fmt>_uses` saying which format the speed probe of
+(opt-in bf16 / int8 decode weights; part `lowp8`: the same at batch 8, `s_per_image_b8_<fmt>`),
+with `b1_<fmt>_uses` saying which format the speed probe of
 `GPT.to_low_precision` picked on this CPU: fp32 where the format is slower), the decode error
 of both formats (`logits_rel_err_<fmt>`, `greedy_agreement_<fmt>` vs fp32, token by token over
 256 positions) and, with `--compile`, `compile_s` and `s_per_image_b1_compiled`.
@@ -51,7 +52,7 @@ logger = logging.getLogger("bench_sample")
 CONFIG = dict(vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=512)
 TOP_K = 100
 STEPS = 256
-PARTS = ("b1", "b8", "sliding16", "sliding32", "lowp", "accuracy", "uncached")
+PARTS = ("b1", "b8", "sliding16", "sliding32", "lowp", "lowp8", "accuracy", "uncached")
 LOW_PRECISION = ("bf16", "int8")
 
 
@@ -287,25 +288,28 @@ def main() -> None:
         record(key, t)
 
     cond = torch.zeros(1, 1, dtype=torch.long)
-    if "lowp" in parts:  # fp32, bf16, int8 (and the original) alternately at batch 1
+    for batch in [b for b, part in ((1, "lowp"), (8, "lowp8")) if part in parts]:
+        # fp32, bf16, int8 (and the original) alternately at this batch
+        lcond = torch.zeros(batch, 1, dtype=torch.long)
         fns = {}
         for fmt in LOW_PRECISION:  # what a user gets: fp32 where the format is slower here
             used = gpt.to_low_precision(fmt).decode_weight_format or "fp32"
-            res[f"b1_{fmt}_uses"] = used
-            logger.info("%-40s %10s", f"b1_{fmt}_uses", used)
-            sample = lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)  # noqa: E731
+            res[f"b{batch}_{fmt}_uses"] = used
+            logger.info("%-40s %10s", f"b{batch}_{fmt}_uses", used)
+            sample = lambda c=lcond: sample_tokens(gpt, c, STEPS, top_k=TOP_K)  # noqa: E731
             fns[fmt] = with_format(gpt, gpt.decode_weight_format, sample)
             fns[fmt]()  # warm-up: builds this format's decode weights
             gpt.to_low_precision(None)
-        fns["fp32"] = lambda: sample_tokens(gpt, cond, STEPS, top_k=TOP_K)
+        fns["fp32"] = lambda c=lcond: sample_tokens(gpt, c, STEPS, top_k=TOP_K)
         if args.baseline:
-            fns["base"] = lambda: original_sample_with_past(gpt, mask, cond, STEPS, TOP_K)
+            fns["base"] = lambda c=lcond: original_sample_with_past(gpt, mask, c, STEPS, TOP_K)
         t = timed_group(fns, args.repeats)
         for fmt in LOW_PRECISION:
-            record(f"s_per_image_b1_{fmt}", t[fmt])
+            record(f"s_per_image_b{batch}_{fmt}", t[fmt] / batch)
         if args.baseline:
+            record(f"baseline_with_past_s_per_image_b{batch}_lowp_run", t["base"] / batch)
             for fmt in ("fp32", *LOW_PRECISION):
-                record(f"speedup_b1_{fmt}_lowp_run", t["base"] / t[fmt])
+                record(f"speedup_b{batch}_{fmt}_lowp_run", t["base"] / t[fmt])
 
     if "accuracy" in parts:
         for fmt in LOW_PRECISION:

@@ -59,6 +59,17 @@ VARIANTS = {
 }
 
 
+def set_fsq_levels(levels: list[int]) -> None:
+    """Variant (c) with other FSQ levels (`--fsq-levels 4,4,4,4,4,4`)."""
+    codes = 1
+    for v in levels:
+        codes *= v
+    VARIANTS["c"] = (
+        f"FSQ [{','.join(map(str, levels))}] K{codes}",
+        {"target": "taming.quantize.FSQ", "params": {"levels": list(levels)}},
+    )
+
+
 def model_params(variant: str) -> tuple[dict, dict]:
     cfg = OmegaConf.to_container(OmegaConf.load(CONFIG), resolve=True)
     params = copy.deepcopy(cfg["model"]["params"])
@@ -247,7 +258,12 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true", help="time the quantizers instead")
     parser.add_argument("--rounds", type=int, default=5, help="--speed: timed rounds")
     parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
+    parser.add_argument(
+        "--fsq-levels", default=None, help="levels of variant (c), e.g. 4,4,4,4,4,4"
+    )
     args = parser.parse_args()
+    if args.fsq_levels:
+        set_fsq_levels([int(v) for v in args.fsq_levels.split(",")])
     if args.speed:
         res = speed(args)
         it = res["median_s"]["iteration"]

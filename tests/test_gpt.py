@@ -233,6 +233,29 @@ def test_kv_cache_update_in_place():
         cache.update(9, k, v)
 
 
+def test_kv_cache_append_one_token():
+    cache = KVCache(2, 4, 10, 8)
+    k, v = torch.randn(2, 4, 8), torch.randn(2, 4, 8)
+    ks, vs = cache.append(6, k, v)
+    assert ks.shape == (2, 4, 7, 8) and ks.data_ptr() == cache.k_cache.data_ptr()
+    assert torch.equal(ks[:, :, 6], k) and torch.equal(vs[:, :, 6], v)
+    assert not ks[:, :, 7:].any()
+    for pos in (-1, 10):
+        with pytest.raises(IndexError):
+            cache.append(pos, k, v)
+
+
+def test_one_token_step_matches_the_full_forward_in_float64():
+    """`Block.step` (the lean one-token path) against the full-sequence pass, both float64:
+    positions fed one at a time give the full forward's logits to float64 rounding."""
+    gpt = make_gpt(block=24).double()
+    idx = torch.randint(0, 37, (3, 24))
+    full = gpt(idx)[0].detach()
+    cache = gpt.setup_cache(3)
+    steps = [gpt.forward_cached(idx[:, p : p + 1], p, cache) for p in range(24)]
+    torch.testing.assert_close(torch.cat(steps, 1).double(), full, atol=1e-6, rtol=1e-6)
+
+
 def test_forward_cached_guards():
     gpt = make_gpt(n_unmasked=5)
     cache = gpt.setup_cache(1)

@@ -59,14 +59,14 @@ class CausalSelfAttention(nn.Module):
         `(B, 1, C)` for the last position only with `last_only` (all T keys/values are still
         computed and cached)."""
         B, T, C = x.shape
-        hs = C // self.n_head
+        nh, hs = self.n_head, C // self.n_head
         if products is None:
             q, k, v = self.query(x), self.key(x), self.value(x)  # each (B, T, C)
-        else:
-            q, k, v = products.qkv(x).split(C, dim=-1)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+            q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+            k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+            v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
+        else:  # one fused product, then views: (B, T, 3C) -> 3 x (B, nh, T, hs)
+            q, k, v = products.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
         if cache is not None:
             k, v = cache.update(input_pos, k, v)  # (B, nh, input_pos + T, hs)
         if last_only and T > 1:  # the last query sees every key; the other rows are not needed
@@ -75,8 +75,24 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=drop, is_causal=is_causal
         )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
-        return self.resid_drop(self.proj(y) if products is None else products.proj(y))
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C); a view when T == 1
+        y = self.proj(y) if products is None else products.proj(y)
+        return self.resid_drop(y) if self.training else y
+
+    def step(self, x: Tensor, cache: KVCache, pos: int, products: BlockProducts) -> Tensor:
+        """One token per row at position `pos` against `cache`: `x (B, C)` -> `(B, C)`.
+
+        The same maths as `forward(x[:, None], cache=cache, input_pos=pos, products=...)` in
+        eval mode (one query sees every cached key, so no mask), with as few tensor ops as
+        possible: at batch 1 every op's dispatch weighs against a product that streams the
+        weight in a few microseconds more.
+        """
+        B, C = x.shape
+        nh = self.n_head
+        q, k, v = products.qkv(x).view(B, 3, nh, C // nh).unbind(1)  # each (B, nh, hs)
+        keys, values = cache.append(pos, k, v)  # each (B, nh, pos + 1, hs)
+        y = F.scaled_dot_product_attention(q.unsqueeze(2), keys, values)  # (B, nh, 1, hs)
+        return products.proj(y.reshape(B, C))
 
 
 class Block(nn.Module):
@@ -109,13 +125,26 @@ class Block(nn.Module):
         last_only: bool = False,
         products: BlockProducts | None = None,
     ) -> Tensor:
-        a = self.attn(self.ln1(x), mask, is_causal, cache, input_pos, last_only, products)
+        a = self.attn(_norm(self.ln1, x), mask, is_causal, cache, input_pos, last_only, products)
         x = x[:, -1:] + a if last_only else x + a
-        h = self.ln2(x)
+        h = _norm(self.ln2, x)
         if products is None:
             return x + self.mlp(h)
         fc1, act, fc2, drop = self.mlp
-        return x + drop(products.fc2(act(products.fc1(h))))
+        h = products.fc2(F.gelu(products.fc1(h), approximate=act.approximate))
+        return x + (drop(h) if self.training else h)
+
+    def step(self, x: Tensor, cache: KVCache, pos: int, products: BlockProducts) -> Tensor:
+        """One token per row, `x (B, C)` -> `(B, C)`: `forward` in eval mode at `T = 1`
+        (see `CausalSelfAttention.step`)."""
+        x = x + self.attn.step(_norm(self.ln1, x), cache, pos, products)
+        h = products.fc1(_norm(self.ln2, x))
+        return x + products.fc2(F.gelu(h, approximate=self.mlp[1].approximate))
+
+
+def _norm(ln: nn.LayerNorm, x: Tensor) -> Tensor:
+    """`ln(x)` without the module call (the decode loop runs ~20 of these per token)."""
+    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps)
 
 
 class BlockProducts(NamedTuple):

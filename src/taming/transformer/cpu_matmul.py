@@ -145,6 +145,8 @@ class DecodeLinear:
         return self._weight.shape[0]
 
     def __call__(self, x: Tensor) -> Tensor:  # x (..., in) -> (..., out)
+        if x.dim() == 2:
+            return self._matmul(x)
         lead = x.shape[:-1]
         y = self._matmul(x.reshape(-1, x.shape[-1]))  # (N, out)
         return y.view(*lead, y.shape[-1])

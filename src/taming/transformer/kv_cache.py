@@ -72,3 +72,13 @@ class KVCache(nn.Module):
         k_cache.narrow(2, pos, t).copy_(k)
         v_cache.narrow(2, pos, t).copy_(v)
         return k_cache.narrow(2, 0, pos + t), v_cache.narrow(2, 0, pos + t)
+
+    def append(self, pos: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """`update` for one token per row: `k`, `v` `(B, n_head, head_dim)` written at `pos`;
+        returns the filled prefix `(B, n_head, pos + 1, head_dim)` of keys and values."""
+        k_cache, v_cache = self.k_cache, self.v_cache
+        if not 0 <= pos < k_cache.shape[2]:
+            raise IndexError(f"KV cache holds {k_cache.shape[2]} positions, got a write at {pos}")
+        k_cache.select(2, pos).copy_(k)
+        v_cache.select(2, pos).copy_(v)
+        return k_cache.narrow(2, 0, pos + 1), v_cache.narrow(2, 0, pos + 1)
