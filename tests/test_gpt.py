@@ -418,17 +418,31 @@ def test_compile_needs_a_cpp_compiler(monkeypatch):
         make_gpt().compile_decode()
 
 
-@pytest.mark.slow
-def test_compiled_decode_step_equals_eager():
-    """The compiled one-token step (dynamic positions: one compilation) gives the full
-    forward's logits at every position; pickling drops the compiled code."""
+@pytest.mark.parametrize(
+    "fmt",
+    [None, *(pytest.param(f, marks=pytest.mark.slow) for f in ("bf16", "int8"))],
+    ids=["fp32", "bf16", "int8"],
+)
+def test_compiled_decode_step_equals_eager(fmt):
+    """The compiled one-token step (`Block.step` with the format's decode weights, dynamic
+    positions) is compiled once for every position and gives the eager step's logits (and,
+    in fp32, the full forward's); pickling drops the compiled code."""
+    from torch._dynamo.utils import counters
+
     from taming.transformer.gpt import cpp_compiler
 
     if cpp_compiler() is None:
         pytest.skip("no C++ compiler: inductor cannot build CPU kernels here")
-    gpt = make_gpt(block=16)
+    gpt = make_gpt(block=16).to_low_precision(fmt, only_if_faster=False)
     idx = torch.randint(0, 37, (2, 16))
-    full = gpt(idx)[0].detach()
+    chunks = [3] + [1] * 13
+    eager = cached_logits(gpt, idx, chunks)
+    torch._dynamo.reset()
+    counters.clear()
     gpt.compile_decode()
-    torch.testing.assert_close(cached_logits(gpt, idx, [3] + [1] * 13), full)
+    compiled = cached_logits(gpt, idx, chunks)
+    assert counters["stats"]["unique_graphs"] == 1  # one graph for positions 3..14
+    torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
+    if fmt is None:
+        torch.testing.assert_close(compiled, gpt(idx)[0].detach())
     assert pickle.loads(pickle.dumps(gpt))._compiled_step is None

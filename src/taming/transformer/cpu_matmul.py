@@ -101,6 +101,12 @@ def _int8_mm_works() -> bool:
     return ok
 
 
+def _tracing() -> bool:
+    """Whether `torch.compile` is tracing: inductor cannot lower oneDNN's packed weights, so
+    a compiled step multiplies with the public ops (which inductor lowers itself)."""
+    return torch.compiler.is_compiling()
+
+
 class DecodeLinear:
     """`x @ W^T + b` over the last axis, for one Linear or several sharing the input.
 
@@ -116,7 +122,16 @@ class DecodeLinear:
         fmt: None (the weights' own dtype), `"bf16"`, `"fp16"` or `"int8"`.
     """
 
-    __slots__ = ("fmt", "_weight", "_scale", "_scale_bf16", "_bias", "_cpu_fp32", "_onednn")
+    __slots__ = (
+        "fmt",
+        "_weight",
+        "_scale",
+        "_scale_bf16",
+        "_bias",
+        "_cpu_fp32",
+        "_onednn",
+        "_int8_fused",
+    )
 
     def __init__(
         self, weights: list[Tensor], biases: list[Tensor] | None, fmt: str | None = None
@@ -127,9 +142,14 @@ class DecodeLinear:
         self.fmt = fmt
         self._bias = None if biases is None else torch.cat([b.detach() for b in biases])
         self._scale: Tensor | None = None
+        self._int8_fused = False
         if fmt == "int8":
             self._weight, self._scale = quantize_int8(w)
             self._scale_bf16 = self._scale.to(torch.bfloat16)
+            # decided here, not per call, so that a compiled step traces no probe
+            self._int8_fused = (
+                w.device.type == "cpu" and w.shape[1] % _INT8_MM_K_MULTIPLE == 0
+            ) and _int8_mm_works()
         else:
             self._weight = w.to(_HALF[fmt]) if fmt in _HALF else w
         self._cpu_fp32 = (
@@ -157,7 +177,7 @@ class DecodeLinear:
             return self._int8(x)
         if self.fmt is not None:
             xh, bh = x.to(w.dtype), None if b is None else b.to(w.dtype)
-            if self.fmt == "bf16" and w.device.type == "cpu":
+            if self.fmt == "bf16" and w.device.type == "cpu" and not _tracing():
                 if self._onednn is False:
                     self._onednn = _onednn_linear_weight(w)
                 if self._onednn is not None:
@@ -174,9 +194,9 @@ class DecodeLinear:
             if b is not None:
                 y.add_(b[:, None])
             return y.t().contiguous()  # (N, out)
-        if self._onednn is False:
+        if self._onednn is False and not _tracing():
             self._onednn = _onednn_linear_weight(w)
-        if self._onednn is not None:
+        if isinstance(self._onednn, Tensor) and not _tracing():
             return torch.ops.mkldnn._linear_pointwise(x, self._onednn, b, "none", [], "")
         if n > _SPLIT_MAX_ROWS:
             return F.linear(x, w, b)
@@ -186,8 +206,7 @@ class DecodeLinear:
 
     def _int8(self, x: Tensor) -> Tensor:
         wq, scale, b = self._weight, self._scale, self._bias
-        fused = wq.device.type == "cpu" and wq.shape[1] % _INT8_MM_K_MULTIPLE == 0
-        if fused and _int8_mm_works():
+        if self._int8_fused:
             # bf16 activations: the op's vectorised CPU path (its fp32 one is ~50x slower)
             xb = x.to(torch.bfloat16).contiguous()
             y = torch.ops.aten._weight_int8pack_mm(xb, wq, self._scale_bf16).to(x.dtype)

@@ -285,10 +285,13 @@ class GPT(nn.Module):
     def compile_decode(self, enable: bool = True) -> GPT:
         """Compile the one-token step of `forward_cached` with `torch.compile` (inductor).
 
-        Opt-in. The compiled step runs the blocks' own modules (fp32, `F.linear`) with dynamic
-        positions, so one compilation (tens of seconds on a laptop CPU, on the first call)
-        serves every position; prefill chunks and low-precision decode weights stay eager.
-        On CPU, inductor needs a C++ compiler: without one this raises a one-line
+        Opt-in. What is compiled is the lean `Block.step` loop itself, with the decode weights
+        of the current format (fp32, bf16, int8: the same products as eager) and dynamic
+        positions: inductor fuses the LayerNorms, GELU and residual adds around the products.
+        The first and the last position of a cache run eager, so that one graph serves every
+        other position (dynamo specialises position 0 and the view of the whole cache); the
+        compilation (a minute or more for a large GPT on a laptop CPU) happens on the first
+        call. On CPU, inductor needs a C++ compiler: without one this raises a one-line
         `RuntimeError` instead of failing in the middle of sampling.
         """
         if not enable:
@@ -299,15 +302,17 @@ class GPT(nn.Module):
                 "torch.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
                 "install one or sample without compiling"
             )
-        self._compiled_step = torch.compile(self._step, dynamic=True)
+        self._compiled_step = torch.compile(self._one_token, dynamic=True)
         return self
 
-    def _step(self, x: Tensor, input_pos: int, cache: list[KVCache], last_only: bool) -> Tensor:
-        """Blocks and head on the modules' own Linears (what `compile_decode` compiles)."""
-        last = len(self.blocks) - 1
-        for n, (block, layer_cache) in enumerate(zip(self.blocks, cache)):
-            x = block(x, None, False, layer_cache, input_pos, last_only and n == last)
-        return self.head(self.ln_f(x))
+    def _one_token(
+        self, h: Tensor, input_pos: int, cache: list[KVCache], weights: DecodeWeights
+    ) -> Tensor:
+        """One token per row through the blocks and the head: `h (B, C)` -> logits
+        `(B, vocab_size)` (`Block.step`; what `compile_decode` compiles)."""
+        for block, layer_cache, products in zip(self.blocks, cache, weights.blocks):
+            h = block.step(h, layer_cache, input_pos, products)
+        return weights.head(self.ln_f(h))
 
     def release_decode_weights(self) -> None:
         """Free the packed copies `forward_cached` keeps (rebuilt on its next call)."""
@@ -375,14 +380,12 @@ class GPT(nn.Module):
                 f"the bidirectional prefix (n_unmasked={self.n_unmasked}) must be fed in one "
                 f"call from position 0; got positions [{input_pos}, {input_pos + T})"
             )
-        if T == 1 and self._compiled_step is not None and self.decode_weight_format is None:
-            return self._compiled_step(x, input_pos, cache, last_only).float()
         weights = self._decode_weights(check_stamp=T > 1 or input_pos == 0)
         if T == 1:  # the hot loop of sampling: one token per row, the lean `Block.step`
-            h = x[:, 0]  # (B, C)
-            for block, layer_cache, products in zip(self.blocks, cache, weights.blocks):
-                h = block.step(h, layer_cache, input_pos, products)
-            return weights.head(self.ln_f(h)).float()[:, None]  # (B, 1, vocab_size)
+            step = self._one_token
+            if self._compiled_step is not None and 0 < input_pos < cache[0].max_len - 1:
+                step = self._compiled_step
+            return step(x[:, 0], input_pos, cache, weights).float()[:, None]  # (B, 1, vocab)
         mask, is_causal = _attention_mask(T, input_pos, self.n_unmasked, x.device)
         last = len(self.blocks) - 1
         for n, (block, layer_cache, products) in enumerate(zip(self.blocks, cache, weights.blocks)):
