@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import random
 import sys
 import time
@@ -61,11 +62,8 @@ VARIANTS = {
 
 def set_fsq_levels(levels: list[int]) -> None:
     """Variant (c) with other FSQ levels (`--fsq-levels 4,4,4,4,4,4`)."""
-    codes = 1
-    for v in levels:
-        codes *= v
     VARIANTS["c"] = (
-        f"FSQ [{','.join(map(str, levels))}] K{codes}",
+        f"FSQ [{','.join(map(str, levels))}] K{math.prod(levels)}",
         {"target": "taming.quantize.FSQ", "params": {"levels": list(levels)}},
     )
 

@@ -59,14 +59,14 @@ class CausalSelfAttention(nn.Module):
         `(B, 1, C)` for the last position only with `last_only` (all T keys/values are still
         computed and cached)."""
         B, T, C = x.shape
-        nh, hs = self.n_head, C // self.n_head
+        hs = C // self.n_head
         if products is None:
             q, k, v = self.query(x), self.key(x), self.value(x)  # each (B, T, C)
-            q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-            k = k.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-            v = v.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        else:  # one fused product, then views: (B, T, 3C) -> 3 x (B, nh, T, hs)
-            q, k, v = products.qkv(x).view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            q, k, v = products.qkv(x).split(C, dim=-1)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         if cache is not None:
             k, v = cache.update(input_pos, k, v)  # (B, nh, input_pos + T, hs)
         if last_only and T > 1:  # the last query sees every key; the other rows are not needed
@@ -75,9 +75,8 @@ class CausalSelfAttention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=drop, is_causal=is_causal
         )  # (B, nh, T, hs)
-        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C); a view when T == 1
-        y = self.proj(y) if products is None else products.proj(y)
-        return self.resid_drop(y) if self.training else y
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.resid_drop(self.proj(y) if products is None else products.proj(y))
 
     def step(self, x: Tensor, cache: KVCache, pos: int, products: BlockProducts) -> Tensor:
         """One token per row at position `pos` against `cache`: `x (B, C)` -> `(B, C)`.
@@ -125,14 +124,13 @@ class Block(nn.Module):
         last_only: bool = False,
         products: BlockProducts | None = None,
     ) -> Tensor:
-        a = self.attn(_norm(self.ln1, x), mask, is_causal, cache, input_pos, last_only, products)
+        a = self.attn(self.ln1(x), mask, is_causal, cache, input_pos, last_only, products)
         x = x[:, -1:] + a if last_only else x + a
-        h = _norm(self.ln2, x)
+        h = self.ln2(x)
         if products is None:
             return x + self.mlp(h)
         fc1, act, fc2, drop = self.mlp
-        h = products.fc2(F.gelu(products.fc1(h), approximate=act.approximate))
-        return x + (drop(h) if self.training else h)
+        return x + drop(products.fc2(act(products.fc1(h))))
 
     def step(self, x: Tensor, cache: KVCache, pos: int, products: BlockProducts) -> Tensor:
         """One token per row, `x (B, C)` -> `(B, C)`: `forward` in eval mode at `T = 1`

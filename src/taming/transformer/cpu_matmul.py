@@ -194,10 +194,11 @@ class DecodeLinear:
             if b is not None:
                 y.add_(b[:, None])
             return y.t().contiguous()  # (N, out)
-        if self._onednn is False and not _tracing():
-            self._onednn = _onednn_linear_weight(w)
-        if isinstance(self._onednn, Tensor) and not _tracing():
-            return torch.ops.mkldnn._linear_pointwise(x, self._onednn, b, "none", [], "")
+        if not _tracing():
+            if self._onednn is False:
+                self._onednn = _onednn_linear_weight(w)
+            if self._onednn is not None:
+                return torch.ops.mkldnn._linear_pointwise(x, self._onednn, b, "none", [], "")
         if n > _SPLIT_MAX_ROWS:
             return F.linear(x, w, b)
         y = torch.bmm(x.expand(_SPLITS, n, d_in), ws.transpose(1, 2))  # (S, N, out/S)

@@ -160,7 +160,7 @@ class GPT(nn.Module):
         self.apply(self._init_weights)
         self.decode_weight_format: str | None = None
         self._decode: dict[str | None, DecodeWeights] = {}  # per format, see `_decode_weights`
-        self._compiled_step = None  # torch.compile'd `_step` (see `compile_decode`)
+        self._compiled_step = None  # torch.compile'd `_one_token` (see `compile_decode`)
         logger.debug("GPT with %d parameters", sum(p.numel() for p in self.parameters()))
 
     @staticmethod
@@ -331,7 +331,7 @@ class GPT(nn.Module):
         """
         fmt = self.decode_weight_format
         weights = self._decode.get(fmt)
-        if weights is not None and not check_stamp and not check_identity and weights.fmt == fmt:
+        if weights is not None and not (check_stamp or check_identity):
             return weights
         if weights is None or not weights.is_current(self, fmt, check_identity):
             with torch.no_grad():
