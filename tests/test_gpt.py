@@ -168,9 +168,9 @@ def test_too_long_sequence_raises_clearly():
 # ----------------------------------------------------------------------------- KV cache
 
 
-def cached_logits(gpt, idx, chunks, emb=None, last_only=False):
+def cached_logits(gpt, idx, chunks, emb=None, last_only=False, max_len=None):
     """Feed `idx` in chunks of the given sizes (the first with the embeddings)."""
-    cache = gpt.setup_cache(idx.shape[0])
+    cache = gpt.setup_cache(idx.shape[0], max_len)
     outs, pos, t = [], 0, 0
     for n, size in enumerate(chunks):
         e = emb if n == 0 else None
@@ -442,6 +442,10 @@ def test_compiled_decode_step_equals_eager(fmt):
     gpt.compile_decode()
     compiled = cached_logits(gpt, idx, chunks)
     assert counters["stats"]["unique_graphs"] == 1  # one graph for positions 3..14
+    # a shorter sequence in a cache set up for its own length reuses that graph
+    short = cached_logits(gpt, idx[:, :9], [3] + [1] * 6, max_len=9)
+    assert counters["stats"]["unique_graphs"] == 1
+    torch.testing.assert_close(short, eager[:, :9], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(compiled, eager, atol=1e-4, rtol=1e-4)
     if fmt is None:
         torch.testing.assert_close(compiled, gpt(idx)[0].detach())

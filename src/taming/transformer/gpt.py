@@ -225,13 +225,17 @@ class GPT(nn.Module):
 
         Args:
             batch_size: Batch size of the decoding run.
-            max_len: Longest sequence to decode (default `block_size`).
+            max_len: Longest sequence to decode (default `block_size`). With `compile_decode`
+                on, the cache always holds `block_size` positions: its shape is part of the
+                compiled graph, so one size serves every sequence length without recompiling.
             dtype: Cache dtype (default: the parameter dtype).
             device: Cache device (default: the parameter device).
         """
         max_len = self.block_size if max_len is None else max_len
         if not 0 < max_len <= self.block_size:
             raise ValueError(f"max_len must be in [1, block_size={self.block_size}], got {max_len}")
+        if self._compiled_step is not None:
+            max_len = self.block_size
         d = self.pos_emb.shape[-1]
         dtype = self.pos_emb.dtype if dtype is None else dtype
         device = self.pos_emb.device if device is None else device
@@ -261,8 +265,14 @@ class GPT(nn.Module):
         if fmt is not None and fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
         if fmt is not None and only_if_faster and self.head.weight.device.type == "cpu":
-            # every Linear of the model: the weights do not fit in the caches, as in decoding
-            shapes = [tuple(m.weight.shape) for m in self.modules() if isinstance(m, nn.Linear)]
+            # every product of a decode step (q/k/v fused, as `BlockProducts`): the weights do
+            # not fit in the caches, as in decoding
+            shapes = [tuple(self.head.weight.shape)]
+            for block in self.blocks:
+                a, fc1, fc2 = block.attn, block.mlp[0], block.mlp[2]
+                qkv = (3 * a.query.out_features, a.query.in_features)
+                shapes += [qkv, tuple(a.proj.weight.shape), tuple(fc1.weight.shape)]
+                shapes.append(tuple(fc2.weight.shape))
             t32, t_fmt = format_speed(fmt, shapes)
             if t_fmt >= t32:
                 logger.warning(

@@ -8,6 +8,8 @@ re-concatenated the whole past at each step (quadratic copying).
 Positions are plain Python ints (contiguous runs `[pos, pos + T)`), so the attention only ever
 sees the filled slice `[:pos + T]` and no mask over stale entries is needed. Writing at an
 earlier position overwrites ("rewinds") the cache, which the sliding-window sampler uses.
+The buffers start uninitialised: a run writes positions from 0 upwards (the samplers' first
+call covers the whole conditioning prefix), never past an unwritten gap.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ class KVCache(nn.Module):
     ) -> None:
         super().__init__()
         shape = (batch_size, n_head, max_len, head_dim)
-        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype, device=device), False)
-        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype, device=device), False)
+        # uninitialised: only the written prefix is ever read, and zeroing both buffers of every
+        # layer (134 MB at batch 8 for the 8 x 512 benchmark GPT) costs ~3% of a batch-8 sample
+        self.register_buffer("k_cache", torch.empty(shape, dtype=dtype, device=device), False)
+        self.register_buffer("v_cache", torch.empty(shape, dtype=dtype, device=device), False)
 
     @property
     def max_len(self) -> int:
