@@ -1,7 +1,7 @@
 """`taming train --precision bf16-mixed` against fp32 on the demo: losses and speed.
 
 Trains the demo VQGAN (`configs/vqgan/skimage_demo.yaml`, scikit-image photos, no LPIPS) for
-`--steps` generator steps with `taming train`, once per precision and seed (seeds 0 and 1 by
+`--steps` generator steps with `taming train`, once per precision and seed (seeds 0-4 by
 default; the runs alternate fp32 / bf16-mixed so load changes hit both), and reads each run's
 `metrics.csv`: the mean of the per-epoch training losses (`train/aeloss_epoch`,
 `train/rec_loss_epoch`) over the run. bf16-mixed passes when, for each seed, its mean loss
@@ -73,7 +73,7 @@ def train_once(precision: str, seed: int, steps: int, threads: int, logdir: Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="generator steps per run")
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
     args = parser.parse_args()

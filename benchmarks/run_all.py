@@ -70,6 +70,7 @@ def sample_lines(res: dict) -> list[dict]:
         if ours_key not in res:
             continue
         ours, orig = res[ours_key], res.get(orig_key)
+        uses = res.get(workload.removeprefix("sample_") + "_uses")  # low-precision rows
         lines.append(
             {
                 "bench": "sample",
@@ -82,6 +83,7 @@ def sample_lines(res: dict) -> list[dict]:
                 "peak_rss_mib_ours": None,
                 "peak_rss_mib_original": None,
                 "loadavg_1m": res.get("loadavg_1m"),
+                **({"uses": uses} if uses else {}),
             }
         )
     return lines
@@ -132,6 +134,8 @@ def table(lines: list[dict]) -> str:
         if ln.get("original_is"):
             orig += f" ({ln['original_is']})"
         label = LABELS.get(ln["workload"], ln["workload"])
+        if ln.get("uses") == "fp32":  # the format was slower than fp32 here (GPT.to_low_precision)
+            label += "; the speed probe kept fp32 on this CPU"
         rows.append(
             f"| {label} | {_fmt(ln['ours'], unit)} | {orig} | {ratio} | {rss} "
             f"| {ln.get('loadavg_1m', '—')} |"

@@ -157,6 +157,23 @@ def test_train_writes_the_run_folder_and_resumes(tmp_path, capsys):
     assert min(steps) == 0 and max(steps) >= 4
 
 
+def test_bf16_mixed_precision_trains_with_fp32_master_weights(tmp_path):
+    """`--precision bf16-mixed` runs the manual-optimisation GAN step under bf16 autocast;
+    the weights and the checkpoint stay float32 (its accuracy: test_precision_bf16_mixed)."""
+    images = make_images(tmp_path / "imgs")
+    cfg = tiny_config(tmp_path / "tiny.yaml", images)
+    logs = tmp_path / "logs"
+    argv = ["train", "-b", str(cfg), "--max_steps", "3", "--precision", "bf16-mixed"]
+    assert main([*argv, "-l", str(logs), "--no-test", *QUIET]) == 0
+    run = only_run(logs)
+    ckpt = load_ckpt(run / "checkpoints" / "last.ckpt")
+    assert ckpt["taming"]["step_count"] == 3
+    floats = [t for t in ckpt["state_dict"].values() if t.is_floating_point()]
+    assert floats and all(t.dtype == torch.float32 for t in floats)
+    losses = column(read_metrics(run), "train/aeloss_step")
+    assert len(losses) >= 3 and all(np.isfinite(losses))
+
+
 def test_resume_flags_are_checked(tmp_path, capsys):
     code = main(["train", "-r", str(tmp_path / "nope"), "-n", "x"])
     err = capsys.readouterr().err

@@ -234,8 +234,17 @@ class VQModel(PretrainedMixin, nn.Module):
         return self.quant_conv(self.encoder(_inference_layout(x)))
 
     def encode(self, x: torch.Tensor) -> QuantizeOutput:
-        """x (B, C, H, W) -> `(quant (B, D, h, w), emb_loss, info)`; codes in `info.indices`."""
-        return self.quantize(self.encode_to_prequant(x))
+        """x (B, C, H, W) -> `(quant (B, D, h, w), emb_loss, info)`; codes in `info.indices`.
+
+        Under autocast (`--precision bf16-mixed`) the quantizer runs in float32: with bf16
+        distances 8% of a demo batch's codes differed from the float64 choice, in float32 0.6%
+        (tests/test_precision_bf16_mixed.py).
+        """
+        h = self.encode_to_prequant(x)
+        if torch.is_autocast_enabled(h.device.type):
+            with torch.autocast(h.device.type, enabled=False):
+                return self.quantize(h.float())
+        return self.quantize(h)
 
     def decode(self, quant: torch.Tensor) -> torch.Tensor:
         """quant (B, D, h, w) -> reconstruction (B, out_ch, h*f, w*f)."""
