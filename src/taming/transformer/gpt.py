@@ -269,10 +269,7 @@ class GPT(nn.Module):
             # not fit in the caches, as in decoding
             shapes = [tuple(self.head.weight.shape)]
             for block in self.blocks:
-                a, fc1, fc2 = block.attn, block.mlp[0], block.mlp[2]
-                qkv = (3 * a.query.out_features, a.query.in_features)
-                shapes += [qkv, tuple(a.proj.weight.shape), tuple(fc1.weight.shape)]
-                shapes.append(tuple(fc2.weight.shape))
+                shapes += BlockProducts.shapes(block)
             t32, t_fmt = format_speed(fmt, shapes)
             if t_fmt >= t32:
                 logger.warning(
