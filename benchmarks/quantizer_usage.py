@@ -1,13 +1,15 @@
 """Codebook usage of quantizers in the small CPU tokenizer, and the cost of the quantizer.
 
 Trains `configs/vqgan/skimage_modern.yaml` (the `taming demo` autoencoder on 64 px crops of
-scikit-image's photos, PatchGAN + LeCAM, no LPIPS) three times, differing only in the
+scikit-image's photos, PatchGAN + LeCAM, no LPIPS) four times, differing only in the
 quantizer:
 
     a  legacy      the original VectorQuantizer, K 4096, dim 32, legacy beta
     b  l2-fact     ImprovedVectorQuantizer, K 4096, 32 -> 8 factorised lookup, l2-normalised
                    codes, dead-code restart after 20 unused steps (the config's quantizer)
-    c  fsq         FSQ [7, 5, 5, 5, 5] (4375 implicit codes, 5 latent channels)
+    c  fsq         FSQ [7, 5, 5, 5, 5] (4375 implicit codes, 5 latent channels), the paper's
+    d  fsq+entropy FSQ [7, 5, 5, 5, 5] with the entropy penalty (weight 0.1; see `taming.quantize
+                   .FSQ`): without it the channels correlate and part of the grid goes unused
 
 The runs share everything else (initial autoencoder weights where shapes agree, the batches,
 the learning rate `base_learning_rate * batch`). They advance in lockstep, one training
@@ -57,15 +59,26 @@ VARIANTS = {
         "FSQ [7,5,5,5,5] K4375",
         {"target": "taming.quantize.FSQ", "params": {"levels": [7, 5, 5, 5, 5]}},
     ),
+    "d": (
+        "FSQ [7,5,5,5,5] K4375 + entropy 0.1",
+        {
+            "target": "taming.quantize.FSQ",
+            "params": {"levels": [7, 5, 5, 5, 5], "entropy_weight": 0.1},
+        },
+    ),
 }
 
 
 def set_fsq_levels(levels: list[int]) -> None:
-    """Variant (c) with other FSQ levels (`--fsq-levels 4,4,4,4,4,4`)."""
-    VARIANTS["c"] = (
-        f"FSQ [{','.join(map(str, levels))}] K{math.prod(levels)}",
-        {"target": "taming.quantize.FSQ", "params": {"levels": list(levels)}},
-    )
+    """Variants (c) and (d) with other FSQ levels (`--fsq-levels 4,4,4,4,4,4`)."""
+    for v in "cd":
+        name, quantizer = VARIANTS[v]
+        rest = name.split(" + ")[1:]
+        name = f"FSQ [{','.join(map(str, levels))}] K{math.prod(levels)}"
+        VARIANTS[v] = (
+            " + ".join([name, *rest]),
+            {**quantizer, "params": {**quantizer["params"], "levels": list(levels)}},
+        )
 
 
 def model_params(variant: str) -> tuple[dict, dict]:
@@ -249,7 +262,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=5.0, help="training budget per run")
     parser.add_argument("--steps", type=int, default=10**9, help="at most this many steps")
-    parser.add_argument("--variants", default="abc", help="subset of a, b, c")
+    parser.add_argument("--variants", default="abcd", help="subset of a, b, c, d")
     parser.add_argument("--eval-crops", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -257,7 +270,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="--speed: timed rounds")
     parser.add_argument("--json", action="store_true", help="print a JSON line at the end")
     parser.add_argument(
-        "--fsq-levels", default=None, help="levels of variant (c), e.g. 4,4,4,4,4,4"
+        "--fsq-levels", default=None, help="levels of variants (c, d), e.g. 4,4,4,4,4,4"
     )
     args = parser.parse_args()
     if args.fsq_levels:

@@ -1,4 +1,4 @@
-"""k-means, dead-code restart, EMA and the entropy penalty under DDP (2 gloo CPU processes).
+"""k-means, dead-code restart, EMA and the entropy penalties (VQ, FSQ) under DDP (2 gloo).
 
 Each process quantizes its half of every batch; the final codebook must equal the one a single
 process gets from the whole batches (the halves in rank order), and the entropy penalty's
@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from taming.quantize import ImprovedVectorQuantizer
+from taming.quantize import FSQ, ImprovedVectorQuantizer
 from taming.quantize.entropy import entropy_penalty
 
 STEPS = 6
@@ -50,6 +50,14 @@ def _logits() -> torch.Tensor:
     return torch.randn(40, 9, generator=torch.Generator().manual_seed(3)) * 2
 
 
+FSQ_ENTROPY = FSQ([5, 4, 3, 3], entropy_weight=1.0, diversity_gamma=0.7)
+
+
+def _bounded() -> torch.Tensor:
+    z = torch.randn(40, 4, generator=torch.Generator().manual_seed(4)) * 2
+    return FSQ_ENTROPY.bound(z)
+
+
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -62,6 +70,9 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         logits = _logits().chunk(world)[rank].clone().requires_grad_(True)
         entropy_penalty(logits, 0.5).backward()
         results["entropy_grad"] = logits.grad
+        bounded = _bounded().chunk(world)[rank].clone().requires_grad_(True)
+        FSQ_ENTROPY.entropy_loss(bounded).backward()
+        results["fsq_entropy_grad"] = bounded.grad
         torch.save(results, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -97,3 +108,11 @@ def test_entropy_penalty_gradients_match_the_single_process(ddp_results):
     entropy_penalty(logits, 0.5).backward()
     grads = torch.cat([ddp_results[r]["entropy_grad"] for r in range(2)]) / 2
     torch.testing.assert_close(grads, logits.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_fsq_entropy_gradients_match_the_single_process(ddp_results):
+    """FSQ's joint batch entropy (an outer product of the channel halves) is all-reduced too."""
+    bounded = _bounded().requires_grad_(True)
+    FSQ_ENTROPY.entropy_loss(bounded).backward()
+    grads = torch.cat([ddp_results[r]["fsq_entropy_grad"] for r in range(2)]) / 2
+    torch.testing.assert_close(grads, bounded.grad, rtol=1e-5, atol=1e-7)

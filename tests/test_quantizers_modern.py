@@ -365,6 +365,70 @@ def test_fsq_gradient_is_straight_through_the_bound():
     torch.testing.assert_close(z.grad.double(), expected, rtol=1e-5, atol=1e-6)
 
 
+def _literal_fsq_entropy(b: np.ndarray, levels, temperature, gamma, group) -> float:
+    """MAGVIT-v2 Eq. 5 over the FSQ grid: q = softmax(-||b - c||^2 / T) over every grid point
+    c (integer levels) of the bounded channels b, the batch term over groups of channels."""
+    n, d = b.shape
+
+    def soft(cols):
+        grid = (
+            np.array(
+                np.meshgrid(*[np.arange(levels[i]) - levels[i] // 2 for i in cols], indexing="ij")
+            )
+            .reshape(len(cols), -1)
+            .T
+        )  # (K_g, g)
+        lg = -((b[:, None, cols] - grid[None]) ** 2).sum(-1) / temperature
+        lg -= lg.max(1, keepdims=True)
+        p = np.exp(lg)
+        return p / p.sum(1, keepdims=True)
+
+    p = soft(list(range(d)))  # the full grid, not factorised
+    per_sample = float(-(p * np.log(np.maximum(p, 1e-300))).sum(1).mean())
+    batch = 0.0
+    for s in range(0, d, group):
+        avg = soft(list(range(s, min(s + group, d)))).mean(0)
+        batch += float(-(avg * np.log(np.maximum(avg, 1e-300))).sum())
+    return per_sample - gamma * batch
+
+
+@pytest.mark.parametrize("group", [None, 1, 2])
+def test_fsq_entropy_loss_equals_the_literal_formula(group):
+    levels = [5, 3, 4]
+    fsq = FSQ(levels, entropy_temperature=0.7, diversity_gamma=0.9, entropy_group_channels=group)
+    z = _z(2, 3, 4, 4, seed=5)
+    bounded = fsq.bound(_flat(z))
+    ours = float(fsq.entropy_loss(bounded))
+    expected = _literal_fsq_entropy(bounded.double().numpy(), levels, 0.7, 0.9, group or 3)
+    assert ours == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+def test_fsq_entropy_loss_in_training_only_and_off_by_default():
+    z = _z(1, 4, 3, 3).requires_grad_(True)
+    fsq = FSQ([8, 5, 5, 5], entropy_weight=0.3).train()
+    _, loss, _ = fsq(z)
+    torch.testing.assert_close(loss, 0.3 * fsq.entropy_loss(fsq.bound(_flat(z))))
+    loss.backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0  # it reaches the encoder
+    assert float(fsq.eval()(z).loss) == 0.0
+    assert float(FSQ([8, 5, 5, 5]).train()(z).loss) == 0.0
+
+
+def test_fsq_entropy_penalty_spreads_correlated_channels_over_the_grid():
+    """Channels that are near-copies of one another use about the 5 codes of the diagonal of
+    the 125; minimising the penalty over the inputs spreads them over the grid."""
+    fsq = FSQ([5, 5, 5], entropy_weight=1.0).train()
+    base = torch.randn(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    z = (base.repeat(1, 3, 1, 1) + 0.01 * _z(1, 3, 32, 32, seed=1)).requires_grad_(True)
+    assert len(fsq(z).info.indices.unique()) <= 25
+    opt = torch.optim.Adam([z], lr=0.05)
+    for _ in range(100):
+        opt.zero_grad()
+        fsq(z).loss.backward()
+        opt.step()
+    assert len(fsq.eval()(z).info.indices.unique()) >= 90
+
+
 def test_fsq_rejects_two_levels():
     with pytest.raises(ValueError, match=">= 3"):
         FSQ([2, 5])

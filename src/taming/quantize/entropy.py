@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from taming.quantize.distributed import is_distributed
 
-__all__ = ["batch_mean", "entropy", "entropy_penalty"]
+__all__ = ["batch_mean", "batch_mean_outer", "entropy", "entropy_penalty"]
 
 _TINY = 1e-30  # p below this contributes p * log(1e-30) ~ 0 (float32 keeps it normal)
 
@@ -32,8 +32,19 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
 
 def batch_mean(p: torch.Tensor) -> torch.Tensor:
     """Mean of p (N, K) over the rows of all processes -> (K,), differentiable."""
-    total = p.sum(dim=0)
-    n = torch.tensor(float(p.shape[0]), device=p.device)
+    return _mean_over_all_rows(p.sum(dim=0), p.shape[0])
+
+
+def batch_mean_outer(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Mean over the rows of all processes of the rows' outer products, flattened with `low`'s
+    index the least significant: low (N, A), high (N, B) -> (B * A,), entry `b * A + a` the
+    mean of `high[n, b] * low[n, a]`. One (B, N) @ (N, A) product instead of an (N, B * A)
+    matrix."""
+    return _mean_over_all_rows((high.t() @ low).flatten(), low.shape[0])
+
+
+def _mean_over_all_rows(total: torch.Tensor, rows: int) -> torch.Tensor:
+    n = torch.tensor(float(rows), device=total.device)
     if is_distributed():
         import torch.distributed.nn.functional as dist_fn
 

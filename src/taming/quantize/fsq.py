@@ -20,6 +20,21 @@ same grid of levels and the same ids except for inputs whose bounded value lies 
 `(L - 1) * eps` of a rounding boundary (the eps sign moves the boundaries that much).
 
 The bound is computed in float32 (as the peer library does), whatever the input dtype.
+
+Optional entropy penalty (`entropy_weight > 0`; not in the FSQ paper, whose quantizer has no
+auxiliary loss, and off by default): every grid point is reachable, but nothing keeps the
+encoder from using the channels jointly, and on small data it does (after 700 demo steps the
+bounded channels correlate by up to 0.75 and the tokenizer uses 82% of [7, 5, 5, 5, 5] where
+independent channels with the same marginals would use 99%). The penalty is MAGVIT-v2's
+entropy loss (as in `LFQ`, Yu et al. 2024, Eq. 5) on soft assignments to the grid,
+
+    q(c | z) = prod_i q_i(c_i | z_i),  q_i(l | z_i) = softmax_l(-(bound(z)_i - l)^2 / T),
+    L = entropy_weight * (E_z[H(q(. | z))] - gamma * H(E_z[q(. | z)])),
+
+where the per-sample entropy is the sum of the channels' entropies (q factorises) and the
+batch entropy is over the joint grid of all `prod(levels)` codes (an (N, K) matrix; with
+`entropy_group_channels` the sum over groups of consecutive channels, an upper bound that
+does not see correlations between groups). The batch average spans all DDP processes.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ from einops import rearrange
 from torch import nn
 
 from taming.quantize.base import QuantizeInfo, QuantizeOutput
+from taming.quantize.entropy import batch_mean, batch_mean_outer, entropy
 
 __all__ = ["FSQ"]
 
@@ -44,18 +60,41 @@ class FSQ(nn.Module):
             choices: [8, 6, 5] (240 codes), [8, 5, 5, 5] (1000), [7, 5, 5, 5, 5] (4375),
             [8, 8, 8, 6, 5] (15360), [8, 8, 8, 5, 5, 5] (64000).
         eps: margin of the bound (1e-3 in the paper).
+        entropy_weight: weight of the optional entropy penalty (0: the paper's FSQ).
+        diversity_gamma: weight of its batch-entropy term.
+        entropy_temperature: T of the soft assignments, in units of the level spacing.
+        entropy_group_channels: channels per group of the batch entropy (None: the whole grid).
     """
 
     _levels: torch.Tensor
     _basis: torch.Tensor
 
-    def __init__(self, levels: Sequence[int], eps: float = 1e-3) -> None:
+    def __init__(
+        self,
+        levels: Sequence[int],
+        eps: float = 1e-3,
+        entropy_weight: float = 0.0,
+        diversity_gamma: float = 1.0,
+        entropy_temperature: float = 0.5,
+        entropy_group_channels: int | None = None,
+    ) -> None:
         super().__init__()
         levels = [int(v) for v in levels]
         if not levels or any(v < 3 for v in levels):
             raise ValueError(f"FSQ levels must be a non-empty list of ints >= 3, got {levels}")
+        d = len(levels)
+        if entropy_group_channels is not None and not 1 <= entropy_group_channels <= d:
+            raise ValueError(
+                f"entropy_group_channels must be in [1, {d}], got {entropy_group_channels}"
+            )
+        if entropy_temperature <= 0:
+            raise ValueError(f"entropy_temperature must be > 0, got {entropy_temperature}")
         self.levels = levels
         self.eps = eps
+        self.entropy_weight = entropy_weight
+        self.diversity_gamma = diversity_gamma
+        self.entropy_temperature = entropy_temperature
+        self.entropy_group_channels = entropy_group_channels or d
         self.register_buffer("_levels", torch.tensor(levels, dtype=torch.int64), persistent=False)
         basis = [math.prod(levels[:i]) for i in range(len(levels))]
         self.register_buffer("_basis", torch.tensor(basis, dtype=torch.int64), persistent=False)
@@ -92,6 +131,26 @@ class FSQ(nn.Module):
         hw = self._levels // 2
         return (digits - hw).float() / hw.float()
 
+    def entropy_loss(self, bounded: torch.Tensor) -> torch.Tensor:
+        """`E[H(q(.|z))] - gamma * H(E[q(.|z)])` for the bounded channels (N, d)."""
+        per_sample = bounded.new_zeros(())
+        soft = []  # q_i(. | z_i) of each channel, (N, L_i)
+        for i, n_levels in enumerate(self.levels):
+            grid = torch.arange(n_levels, device=bounded.device) - n_levels // 2  # (L,)
+            logp = torch.log_softmax(
+                -(bounded[:, i : i + 1] - grid).square() / self.entropy_temperature, 1
+            )
+            per_sample = per_sample - (logp.exp() * logp).sum(dim=1).mean()
+            soft.append(logp.exp())
+        batch = bounded.new_zeros(())
+        for s in range(0, len(soft), self.entropy_group_channels):
+            group = soft[s : s + self.entropy_group_channels]
+            half = (len(group) + 1) // 2  # the group's joint mean as (high half)^T @ (low half)
+            low, high = _joint(group[:half]), _joint(group[half:])
+            mean = batch_mean_outer(low, high) if high is not None else batch_mean(low)
+            batch = batch + entropy(mean)
+        return per_sample - self.diversity_gamma * batch
+
     def forward(self, z: torch.Tensor) -> QuantizeOutput:
         """Quantize z (B, d, H, W) -> `(zhat (B, d, H, W), 0, info)`, ids (B, H, W)."""
         b, c, h, w = z.shape
@@ -106,10 +165,13 @@ class FSQ(nn.Module):
         if torch.is_grad_enabled() and z.requires_grad:  # straight-through round
             zhat = (bounded + (rounded - bounded).detach()) / self._half_width()
         zhat = rearrange(zhat.to(z.dtype), "b h w c -> b c h w").contiguous()
+        loss = z.new_zeros((), dtype=torch.float32)
+        if self.training and self.entropy_weight > 0:
+            loss = self.entropy_weight * self.entropy_loss(bounded.reshape(-1, c))
         counts = torch.bincount(ids.reshape(-1), minlength=self.vocab_size).float()
         p = counts / counts.sum()
         perplexity = torch.exp(-torch.special.xlogy(p, p).sum())
-        return QuantizeOutput(zhat, z.new_zeros(()), QuantizeInfo(perplexity, None, ids))
+        return QuantizeOutput(zhat, loss, QuantizeInfo(perplexity, None, ids))
 
     def get_codebook_entry(
         self, indices: torch.Tensor, shape: tuple[int, int, int, int] | None = None
@@ -121,3 +183,14 @@ class FSQ(nn.Module):
         if codes.shape[0] != shape[0] * shape[1] * shape[2] or shape[3] != self.embed_dim:
             raise ValueError(f"shape {tuple(shape)} does not fit {codes.shape[0]} FSQ ids")
         return codes.view(shape).permute(0, 3, 1, 2).contiguous()
+
+
+def _joint(soft: list[torch.Tensor]) -> torch.Tensor | None:
+    """Per-row joint of independent channels, channel 0 the least significant digit:
+    [(N, L_0), (N, L_1), ...] -> (N, L_0 * L_1 * ...); None for no channels."""
+    if not soft:
+        return None
+    p = soft[0]
+    for q in soft[1:]:
+        p = (q[:, :, None] * p[:, None, :]).flatten(1)  # (N, L, K) -> (N, L * K)
+    return p
