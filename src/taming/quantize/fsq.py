@@ -32,9 +32,11 @@ entropy loss (as in `LFQ`, Yu et al. 2024, Eq. 5) on soft assignments to the gri
     L = entropy_weight * (E_z[H(q(. | z))] - gamma * H(E_z[q(. | z)])),
 
 where the per-sample entropy is the sum of the channels' entropies (q factorises) and the
-batch entropy is over the joint grid of all `prod(levels)` codes (an (N, K) matrix; with
-`entropy_group_channels` the sum over groups of consecutive channels, an upper bound that
-does not see correlations between groups). The batch average spans all DDP processes.
+batch entropy is exact over the joint grid of all `prod(levels)` codes: its batch mean is one
+(K_high, N) @ (N, K_low) product of the joints of the two halves of the channels, so nothing of
+size N x K is formed. With `entropy_group_channels` it is the sum over groups of consecutive
+channels instead (an upper bound that does not see correlations between the groups).
+The batch average spans all DDP processes.
 """
 
 from __future__ import annotations
@@ -152,7 +154,9 @@ class FSQ(nn.Module):
         return per_sample - self.diversity_gamma * batch
 
     def forward(self, z: torch.Tensor) -> QuantizeOutput:
-        """Quantize z (B, d, H, W) -> `(zhat (B, d, H, W), 0, info)`, ids (B, H, W)."""
+        """Quantize z (B, d, H, W) -> `(zhat (B, d, H, W), loss, info)`, ids (B, H, W).
+
+        The loss is 0 unless `entropy_weight > 0` in training mode."""
         b, c, h, w = z.shape
         if c != self.embed_dim:
             raise ValueError(f"FSQ{self.levels} expects {self.embed_dim} channels, got {c}")
