@@ -8,7 +8,7 @@ quantizer:
     b  l2-fact     ImprovedVectorQuantizer, K 4096, 32 -> 8 factorised lookup, l2-normalised
                    codes, dead-code restart after 20 unused steps (the config's quantizer)
     c  fsq         FSQ [7, 5, 5, 5, 5] (4375 implicit codes, 5 latent channels), the paper's
-    d  fsq+entropy FSQ [7, 5, 5, 5, 5] with the entropy penalty (weight 0.1; see `taming.quantize
+    d  fsq+entropy FSQ [7, 5, 5, 5, 5] with the entropy penalty (weight 0.03; see `taming.quantize
                    .FSQ`): without it the channels correlate and part of the grid goes unused
 
 The runs share everything else (initial autoencoder weights where shapes agree, the batches,
@@ -60,10 +60,10 @@ VARIANTS = {
         {"target": "taming.quantize.FSQ", "params": {"levels": [7, 5, 5, 5, 5]}},
     ),
     "d": (
-        "FSQ [7,5,5,5,5] K4375 + entropy 0.1",
+        "FSQ [7,5,5,5,5] K4375 + entropy 0.03",
         {
             "target": "taming.quantize.FSQ",
-            "params": {"levels": [7, 5, 5, 5, 5], "entropy_weight": 0.1},
+            "params": {"levels": [7, 5, 5, 5, 5], "entropy_weight": 0.03},
         },
     ),
 }
@@ -79,6 +79,15 @@ def set_fsq_levels(levels: list[int]) -> None:
             " + ".join([name, *rest]),
             {**quantizer, "params": {**quantizer["params"], "levels": list(levels)}},
         )
+
+
+def set_fsq_entropy_weight(weight: float) -> None:
+    """Variant (d) with another entropy weight (`--fsq-entropy-weight 0.03`)."""
+    name, quantizer = VARIANTS["d"]
+    VARIANTS["d"] = (
+        f"{name.split(' + ')[0]} + entropy {weight:g}",
+        {**quantizer, "params": {**quantizer["params"], "entropy_weight": weight}},
+    )
 
 
 def model_params(variant: str) -> tuple[dict, dict]:
@@ -272,9 +281,14 @@ def main() -> None:
     parser.add_argument(
         "--fsq-levels", default=None, help="levels of variants (c, d), e.g. 4,4,4,4,4,4"
     )
+    parser.add_argument(
+        "--fsq-entropy-weight", type=float, default=None, help="entropy weight of variant (d)"
+    )
     args = parser.parse_args()
     if args.fsq_levels:
         set_fsq_levels([int(v) for v in args.fsq_levels.split(",")])
+    if args.fsq_entropy_weight is not None:
+        set_fsq_entropy_weight(args.fsq_entropy_weight)
     if args.speed:
         res = speed(args)
         it = res["median_s"]["iteration"]
