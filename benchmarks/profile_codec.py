@@ -42,7 +42,7 @@ class CpuTimeProfile(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         dt = time.thread_time() - t0
         key = str(func.overloadpacket).removeprefix("aten.")
-        if key == "convolution":
+        if key in ("convolution", "conv2d"):  # torch 2.13 dispatches conv2d itself
             x, w = args[0], args[1]
             key = f"conv {tuple(x.shape)} -> {w.shape[0]}ch k{w.shape[-1]}"
             self.flops[key] += 2 * out.numel() * w[0].numel()
