@@ -9,11 +9,12 @@ style), window 16x16, i.e. sequences of 256 conditioning + up to 255 image token
 
 prints a JSON object as its last line with `s_per_image_b1`, `s_per_image_b8`,
 `tokens_per_s_b1`, `tokens_per_s_b8`, `sliding_s_per_image` (16x16 grid: one window),
-`sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16` and `s_per_image_b1_int8`
-(opt-in bf16 / int8 decode weights; part `lowp8`: the same at batch 8, `s_per_image_b8_<fmt>`),
+`sliding_32x32_s_per_image` (32x32 grid), `s_per_image_b1_bf16`, `s_per_image_b1_int8` and
+`s_per_image_b1_w8a8` (opt-in bf16 / int8 decode weights, int8 weights with int8 activations;
+part `lowp8`: the same at batch 8, `s_per_image_b8_<fmt>`),
 with `b1_<fmt>_uses` saying which format the speed probe of
 `GPT.to_low_precision` picked on this CPU: fp32 where the format is slower), the decode error
-of both formats (`logits_rel_err_<fmt>`, `greedy_agreement_<fmt>` vs fp32, token by token over
+of each format (`logits_rel_err_<fmt>`, `greedy_agreement_<fmt>` vs fp32, token by token over
 256 positions) and, with `--compile`, `compile_s` and `s_per_image_b1_compiled`.
 `--baseline` adds faithful re-implementations of the original's slow samplers, timed on the same
 machine: `Net2NetTransformer.sample` (full recompute per step, original attention math),
@@ -53,7 +54,7 @@ CONFIG = dict(vocab_size=1024, block_size=512, n_layer=8, n_head=8, n_embd=512)
 TOP_K = 100
 STEPS = 256
 PARTS = ("b1", "b8", "sliding16", "sliding32", "lowp", "lowp8", "accuracy", "uncached")
-LOW_PRECISION = ("bf16", "int8")
+LOW_PRECISION = ("bf16", "int8", "w8a8")
 
 
 CLOCK: Callable[[], float] = time.perf_counter  # `--cpu-time`: time.process_time
@@ -289,7 +290,7 @@ def main() -> None:
 
     cond = torch.zeros(1, 1, dtype=torch.long)
     for batch in [b for b, part in ((1, "lowp"), (8, "lowp8")) if part in parts]:
-        # fp32, bf16, int8 (and the original) alternately at this batch
+        # fp32, bf16, int8, w8a8 (and the original) alternately at this batch
         lcond = torch.zeros(batch, 1, dtype=torch.long)
         fns = {}
         for fmt in LOW_PRECISION:  # what a user gets: fp32 where the format is slower here

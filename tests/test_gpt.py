@@ -308,9 +308,11 @@ def test_cached_decoding_with_width_not_divisible_by_the_split():
 # ----------------------------------------------------------------------------- low precision
 
 
-@pytest.mark.parametrize(("fmt", "tol"), [("bf16", 0.02), ("fp16", 0.004), ("int8", 0.03)])
+@pytest.mark.parametrize(
+    ("fmt", "tol"), [("bf16", 0.02), ("fp16", 0.004), ("int8", 0.03), ("w8a8", 0.06)]
+)
 def test_low_precision_decode_weights(fmt, tol):
-    """bf16/fp16/int8 decode weights: logits within `tol` of fp32 (tiny random model with
+    """bf16/fp16/int8/w8a8 decode products: logits within `tol` of fp32 (tiny random model with
     unit-scale logits), greedy tokens mostly agree; the fp32 path and the parameters are
     unchanged; `None` restores exact fp32."""
     gpt = make_gpt(std=0.1, vocab=64, block=64, n_layer=4, n_embd=64)
@@ -355,6 +357,49 @@ def test_int8_linear_equals_dequantised_product(rows, d_in, fused_mm, monkeypatc
     ref = x.double() @ (wq.double() * scale.double()[:, None]).t() + b.double()
     tol = 2e-2 * ref.abs().max().item() if fused else 1e-4
     torch.testing.assert_close(lin(x).double(), ref, atol=tol, rtol=0)
+
+
+def test_w8a8_activation_rounding_is_per_tensor_with_zero_exact():
+    x = torch.cat([torch.linspace(-0.7, 2.3, 101), torch.zeros(3)])[None]  # (1, 104)
+    xq = cpu_matmul.fake_quant_activations(x).double()
+    step = (2.3 + 0.7) / 127
+    assert ((xq - x.double()).abs() <= step / 2 * (1 + 1e-5)).all()
+    levels = (xq / step).round()
+    assert torch.allclose(xq, levels * step, atol=1e-6)  # on the grid, which contains 0
+    assert (xq[0, -3:] == 0).all() and levels.unique().numel() <= 128
+    positive = torch.tensor([[1.0, 1.5, 2.0]])  # min(x, 0) = 0 is part of the range: step 2/127
+    got = cpu_matmul.fake_quant_activations(positive)[0].double()
+    expected = torch.tensor([64.0, 95.0, 127.0], dtype=torch.float64) * 2 / 127
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("rows", [1, 8])
+@pytest.mark.parametrize("fbgemm", [True, False])
+def test_w8a8_linear_equals_the_quantised_product(rows, fbgemm, monkeypatch):
+    """w8a8 DecodeLinear = float64 product of the rounded input (one scale/zero point per
+    call) and the per-channel int8 weight, plus the bias; by fbgemm where this torch has it
+    (integer products: to float32 rounding), else by the float fallback. Its error against
+    the exact product is what rounding both operands gives, and bounded by it."""
+    if not fbgemm:
+        monkeypatch.setattr(cpu_matmul, "_w8a8_pack", lambda *args: None)
+    w, b = torch.randn(48, 64), torch.randn(48)
+    x = torch.randn(rows, 64) * 3 + 0.5
+    lin = cpu_matmul.DecodeLinear([w[:16], w[16:]], [b[:16], b[16:]], "w8a8")
+    has_fbgemm = cpu_matmul._w8a8_pack(*quantize_int8(w), b) is not None
+    assert (lin._w8a8 is not None) == has_fbgemm
+    wq, scale = quantize_int8(w)
+    wd = wq.double() * scale.double()[:, None]  # (48, 64)
+    xq = cpu_matmul.fake_quant_activations(x).double()
+    ref = xq @ wd.t() + b.double()
+    y = lin(x).double()
+    torch.testing.assert_close(y, ref, atol=1e-4 * ref.abs().max().item(), rtol=0)
+    exact = x.double() @ w.double().t() + b.double()
+    step = (x.max().clamp(min=0) - x.min().clamp(max=0)).item() / 127
+    bound = (step / 2) * wd.abs().sum(1) + x.double().abs() @ (scale.double() / 2)[:, None].expand(
+        48, 64
+    ).t()  # (rows, 48): |x - xq| |W| + |x| |W - Wq s|
+    assert ((y - exact).abs() <= bound * 1.001 + 1e-4).all()
+    assert (y - exact).abs().max() > 0
 
 
 def test_onednn_failure_falls_back(monkeypatch):

@@ -143,10 +143,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--decode-weights",
-        choices=["bf16", "fp16", "int8"],
+        choices=["bf16", "fp16", "int8", "w8a8"],
         default=None,
         help="opt-in: cached sampling multiplies with bf16/fp16 copies or per-channel int8 "
-        "quantisations of the transformer's Linear weights (logits differ from fp32 by ~1e-2; "
+        "quantisations of the transformer's Linear weights (w8a8: int8 weights and per-call "
+        "int8 activations, fbgemm; logits differ from fp32 by ~1e-2; "
         "kept fp32, with a warning, where a quick probe finds the format slower on this CPU)",
     )
     p.add_argument(

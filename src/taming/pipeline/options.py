@@ -91,7 +91,7 @@ class SampleOptions:
     unsafe: bool = False
     device: str | None = None
     use_cache: bool = True
-    decode_weights: str | None = None  # "bf16"/"fp16"/"int8": low-precision decode weights
+    decode_weights: str | None = None  # "bf16"/"fp16"/"int8"/"w8a8": low-precision decode
     compile: bool = False  # torch.compile the GPT's decode step and the VQGAN (opt-in)
     first_stage_dtype: str | None = None  # "bf16": the VQGAN decoder in bf16 (opt-in)
     overwrite: bool = False

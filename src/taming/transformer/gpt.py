@@ -13,7 +13,7 @@ One implementation of the maths (`CausalSelfAttention`, `Block`), two ways to ru
   * `forward_cached` — incremental decoding against a static `KVCache` (gpt-fast / LlamaGen
     style: the same modules with `cache=`, `input_pos=`). Its Linear products go through
     `cpu_matmul.DecodeLinear` copies of the same weights (q/k/v fused; CPU kernels chosen by
-    the number of rows; opt-in bf16/fp16/int8 weight formats, `to_low_precision`). The copies
+    the number of rows; opt-in bf16/fp16/int8/w8a8 weight formats, `to_low_precision`). The copies
     are built once per weight version and format and kept until the weights change or
     `release_decode_weights()` (they are not pickled or deep-copied). One token per row (the
     sampling loop) runs `Block.step`, the same maths with the fewest tensor ops: at batch 1
@@ -246,10 +246,12 @@ class GPT(nn.Module):
         ]
 
     def to_low_precision(self, fmt: str | None = "bf16", only_if_faster: bool = True) -> GPT:
-        """Opt into low-precision decode weights (`"bf16"`, `"fp16"`, `"int8"`; `None` undoes).
+        """Opt into low-precision decode products (`"bf16"`, `"fp16"`, `"int8"`, `"w8a8"`;
+        `None` undoes).
 
         Only `forward_cached` (hence cached sampling) is affected: its Linears then read
-        bf16/fp16 copies or per-channel int8 quantisations of the weights (`cpu_matmul`), while
+        bf16/fp16 copies or per-channel int8 quantisations of the weights (`cpu_matmul`; with
+        `"w8a8"` also their inputs, dynamically per call, multiplied in integers), while
         embeddings, LayerNorms, the residual stream, attention and the KV cache stay in the
         parameter dtype. The parameters and `forward` are untouched. Batch-1 decoding on CPU
         is memory bound, so fewer weight bytes per token can be faster; logits deviate from
