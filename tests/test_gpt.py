@@ -465,8 +465,8 @@ def test_compile_needs_a_cpp_compiler(monkeypatch):
 
 @pytest.mark.parametrize(
     "fmt",
-    [None, *(pytest.param(f, marks=pytest.mark.slow) for f in ("bf16", "int8"))],
-    ids=["fp32", "bf16", "int8"],
+    [None, *(pytest.param(f, marks=pytest.mark.slow) for f in ("bf16", "int8", "w8a8"))],
+    ids=["fp32", "bf16", "int8", "w8a8"],
 )
 def test_compiled_decode_step_equals_eager(fmt):
     """The compiled one-token step (`Block.step` with the format's decode weights, dynamic

@@ -216,7 +216,8 @@ class DecodeLinear:
                 w.device.type == "cpu" and w.shape[1] % _INT8_MM_K_MULTIPLE == 0
             ) and _int8_mm_works()
             if fmt == "w8a8":
-                self._w8a8 = _w8a8_pack(self._weight, self._scale, self._bias)
+                bias = None if self._bias is None else self._bias.float()
+                self._w8a8 = _w8a8_pack(self._weight, self._scale, bias)
         else:
             self._weight = w.to(_HALF[fmt]) if fmt in _HALF else w
         self._cpu_fp32 = (
