@@ -280,7 +280,10 @@ class DecodeLinear:
         if self._int8_fused:
             # bf16 activations: the op's vectorised CPU path (its fp32 one is ~50x slower)
             xb = x.to(torch.bfloat16).contiguous()
-            y = torch.ops.aten._weight_int8pack_mm(xb, wq, self._scale_bf16).to(x.dtype)
+            y = torch.ops.aten._weight_int8pack_mm(xb, wq, self._scale_bf16)  # (N, out) bf16
+            if b is not None and b.dtype == x.dtype:
+                return torch.add(b, y)  # widened to b's dtype and biased in one op
+            y = y.to(x.dtype)
         else:
             y = (F.linear(x.float(), wq.float()) * scale).to(x.dtype)
         return y if b is None else y.add_(b)
