@@ -295,8 +295,8 @@ class GPT(nn.Module):
         """Compile the one-token step of `forward_cached` with `torch.compile` (inductor).
 
         Opt-in. What is compiled is the lean `Block.step` loop itself, with the decode weights
-        of the current format (fp32, bf16, int8: the same products as eager; w8a8: its float
-        form of the same rounding, as fbgemm's packed weights cannot be traced) and dynamic
+        of the current format (fp32, bf16, int8: the same products as eager; w8a8: the float
+        form of the same rounding, which inductor lowers itself, not fbgemm's call) and dynamic
         positions: inductor fuses the LayerNorms, GELU and residual adds around the products.
         The first and the last position of a cache run eager, so that one graph serves every
         other position (dynamo specialises position 0 and the view of the whole cache); the
