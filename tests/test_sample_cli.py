@@ -153,7 +153,8 @@ def test_cfg_scale_one_cli_equals_plain(runs, tmp_path):
     assert len(pngs(guided / "1")) == 2
 
 
-def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt", ["bf16", "w8a8"])
+def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch, fmt):
     from taming.transformer.gpt import GPT
 
     formats = []
@@ -161,14 +162,23 @@ def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch):
     monkeypatch.setattr(
         GPT, "to_low_precision", lambda self, fmt: formats.append(fmt) or real(self, fmt)
     )
+    speeds = {"fast": (2.0, 1.0), "slow": (1.0, 2.0)}  # (fp32 s, fmt s) of the speed probe
+    probe = "fast"
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda f, shapes: speeds[probe])
     run = str(runs["uncond"])
     assert sample("-r", run, "-o", str(tmp_path), "-n", "2") == 0
     assert formats == []  # fp32 unless asked
-    assert sample("-r", run, "-o", str(tmp_path), "-n", "2", "--decode-weights", "bf16") == 0
-    assert formats == ["bf16"]
-    folder = tmp_path / "samples" / "top_k_250_temp_1.00_top_p_1.0_bf16" / str(STEP)
+    assert sample("-r", run, "-o", str(tmp_path / "a"), "-n", "2", "--decode-weights", fmt) == 0
+    assert formats == [fmt]
+    folder = tmp_path / "a" / "samples" / f"top_k_250_temp_1.00_top_p_1.0_{fmt}" / str(STEP)
     assert len(pngs(folder)) == 2
-    assert json.loads((folder / "summary.json").read_text())["decode_weights"] == "bf16"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["decode_weights"] == summary["decode_weights_requested"] == fmt
+    probe = "slow"  # where the probe finds the format slower, fp32 is used and recorded
+    assert sample("-r", run, "-o", str(tmp_path / "b"), "-n", "2", "--decode-weights", fmt) == 0
+    folder = tmp_path / "b" / "samples" / f"top_k_250_temp_1.00_top_p_1.0_{fmt}" / str(STEP)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert (summary["decode_weights"], summary["decode_weights_requested"]) == ("fp32", fmt)
 
 
 def test_sliding_window_two_times_wide(runs, models, tmp_path):

@@ -123,7 +123,8 @@ class _Run:
             "temperature": o.temperature,
             "cfg_scale": o.cfg_scale,
             "use_cache": o.use_cache,
-            "decode_weights": o.decode_weights or "fp32",
+            "decode_weights": self.model.transformer.decode_weight_format or "fp32",  # used
+            "decode_weights_requested": o.decode_weights or "fp32",  # the speed probe may differ
             "compile": o.compile,
             "first_stage_dtype": o.first_stage_dtype or "fp32",
             "seed": o.seed,
