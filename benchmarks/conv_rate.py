@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import os
+import sys
 from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from benchutil import alternate, median  # noqa: E402
 
 SHAPES = ((64, 128), (64, 64), (64, 32), (128, 32), (128, 16), (128, 8))  # (channels, size)
 
@@ -88,16 +93,6 @@ class Winograd3x3:
         return out.add_(self.bias.view(1, -1, 1, 1))
 
 
-def median_ms(fn, rounds: int) -> float:
-    fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[rounds // 2] * 1e3
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -124,7 +119,7 @@ def main() -> None:
             }
             row = {"channels": c, "size": size}
             for name, call in sides.items():
-                ms = median_ms(call, args.rounds)
+                ms = median(alternate({name: call}, args.rounds)[name]) * 1e3
                 err = ((call().double() - ref).norm() / ref.norm()).item()
                 row[name] = {"ms": round(ms, 3), "gflops": round(gflop / ms * 1e3), "err": err}
             rows.append(row)

@@ -86,9 +86,8 @@ def fake_quant_activations(x: Tensor) -> Tensor:
 def _w8a8_pack(wq: Tensor, scale: Tensor, bias: Tensor | None) -> object | None:
     """fbgemm's packed `(Wq, scale, bias)` for `quantized.linear_dynamic`, or None where this
     torch has no working fbgemm (quantized tensors are deprecated in torch: private API)."""
-    engines = torch.backends.quantized.supported_engines
-    engine = next((e for e in ("fbgemm", "x86") if e in engines), None)
-    if engine is None or wq.device.type != "cpu" or not _w8a8_works(engine):
+    engine = _w8a8_engine()
+    if engine is None or wq.device.type != "cpu":
         return None
     return _pack(engine, wq, scale, bias)
 
@@ -107,8 +106,16 @@ def _pack(engine: str, wq: Tensor, scale: Tensor, bias: Tensor | None) -> object
 
 
 @cache
+def _w8a8_engine() -> str | None:
+    """The quantized engine (fbgemm, else x86) whose dynamic int8 linear runs here and matches
+    `fake_quant_activations`, or None."""
+    engines = torch.backends.quantized.supported_engines
+    engine = next((e for e in ("fbgemm", "x86") if e in engines), None)
+    return engine if engine is not None and _w8a8_works(engine) else None
+
+
 def _w8a8_works(engine: str) -> bool:
-    """Whether fbgemm's dynamic int8 linear runs here and matches `fake_quant_activations`."""
+    """Whether `engine`'s dynamic int8 linear runs here and matches `fake_quant_activations`."""
     gen = torch.Generator().manual_seed(0)
     w, b, x = (torch.randn(*s, generator=gen) for s in ((8, 64), (8,), (3, 64)))
     wq, scale = quantize_int8(w)
@@ -210,12 +217,13 @@ class DecodeLinear:
         self._w8a8 = None
         if fmt in ("int8", "w8a8"):
             self._weight, self._scale = quantize_int8(w)
-            self._scale_bf16 = self._scale.to(torch.bfloat16)
-            # decided here, not per call, so that a compiled step traces no probe
-            self._int8_fused = (
-                w.device.type == "cpu" and w.shape[1] % _INT8_MM_K_MULTIPLE == 0
-            ) and _int8_mm_works()
-            if fmt == "w8a8":
+            if fmt == "int8":
+                self._scale_bf16 = self._scale.to(torch.bfloat16)
+                # decided here, not per call, so that a compiled step traces no probe
+                self._int8_fused = (
+                    w.device.type == "cpu" and w.shape[1] % _INT8_MM_K_MULTIPLE == 0
+                ) and _int8_mm_works()
+            else:
                 bias = None if self._bias is None else self._bias.float()
                 self._w8a8 = _w8a8_pack(self._weight, self._scale, bias)
         else:
@@ -276,7 +284,7 @@ class DecodeLinear:
         return y if b is None else y.add_(b)
 
     def _int8(self, x: Tensor) -> Tensor:
-        wq, scale, b = self._weight, self._scale, self._bias
+        wq, b = self._weight, self._bias
         if self._int8_fused:
             # bf16 activations: the op's vectorised CPU path (its fp32 one is ~50x slower)
             xb = x.to(torch.bfloat16).contiguous()
@@ -285,15 +293,18 @@ class DecodeLinear:
                 return torch.add(b, y)  # widened to b's dtype and biased in one op
             y = y.to(x.dtype)
         else:
-            y = (F.linear(x.float(), wq.float()) * scale).to(x.dtype)
+            y = self._dequantised(x.float()).to(x.dtype)
         return y if b is None else y.add_(b)
+
+    def _dequantised(self, x: Tensor) -> Tensor:
+        """float32 `x @ (scale * Wq)^T`: the int8 formats' product without their fused kernels."""
+        return F.linear(x, self._weight.float()) * self._scale
 
     def _w8a8_matmul(self, x: Tensor) -> Tensor:
         if self._w8a8 is not None and not _tracing():
             y = torch.ops.quantized.linear_dynamic(x.float().contiguous(), self._w8a8, True)
             return y.to(x.dtype)
-        xq = fake_quant_activations(x.float())
-        y = F.linear(xq, self._weight.float()) * self._scale
+        y = self._dequantised(fake_quant_activations(x.float()))
         return (y if self._bias is None else y.add_(self._bias)).to(x.dtype)
 
 
