@@ -33,9 +33,10 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
 
-# every benchmark against the original in one run; JSON lines last (see benchmarks/run_all.py)
+# every benchmark against the original in one run; JSON lines last (see benchmarks/run_all.py);
+# `make bench ISA=avx2` caps the kernel libraries at AVX2 (benchutil.ISA_CAPS)
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py --out bench-results.jsonl
+	$(PY) benchmarks/run_all.py --out bench-results$(if $(ISA),-$(ISA)).jsonl $(if $(ISA),--isa $(ISA))
 
 # headless-browser test of `taming serve`: Debian's chromium + Playwright's Python package
 # (its bundled driver; no browser download). Needs root or sudo for apt-get.

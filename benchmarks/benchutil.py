@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
+    "ISA_CAPS",
     "alternate",
     "cpu_info",
     "loadavg_1m",
@@ -40,8 +41,35 @@ def loadavg_1m() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+# Environment that caps every kernel library torch uses at AVX2 (ATen's own vectorised kernels,
+# oneDNN's convolutions and bf16 products, MKL's GEMMs, fbgemm's integer GEMMs), so that an
+# AVX-512 host runs the kernels an AVX2-only CPU would (`run_all.py --isa avx2`). Each variable
+# is read once when its library initialises: it must be set before `import torch`. It does not
+# change the memory system, so it measures AVX2 kernels, not a whole AVX2 machine.
+ISA_CAPS = {
+    "avx2": {
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+    }
+}
+
+
+def _capped_isa() -> str | None:
+    """The ISA_CAPS entry this process runs under, if all of its variables are set."""
+    for isa, env in ISA_CAPS.items():
+        if all(os.environ.get(k) == v for k, v in env.items()):
+            return isa
+    return None
+
+
 def cpu_info() -> dict[str, object]:
-    """The CPU model, its widest vector ISA (AVX-512 / AVX2 / other) and native bf16 support."""
+    """The CPU model, its widest vector ISA (AVX-512 / AVX2 / other) and native bf16 support.
+
+    Under an `ISA_CAPS` cap the ISA reads e.g. "AVX2 kernels on an AVX-512 CPU" and native bf16
+    is reported as absent (oneDNN's bf16 dot-product kernels are AVX-512 ones).
+    """
     name, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -60,10 +88,14 @@ def cpu_info() -> dict[str, object]:
         isa = "AVX2"
     else:
         isa = platform.machine()
+    native_bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
+    capped = _capped_isa()
+    if capped is not None:
+        isa, native_bf16 = f"{capped.upper()} kernels on an {isa} CPU", False
     return {
         "cpu": name,
         "isa": isa,
-        "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "native_bf16": native_bf16,
         "cores": os.cpu_count(),
     }
 

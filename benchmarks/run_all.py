@@ -10,6 +10,10 @@ results are also written to `--out` (JSON lines), so that
 
 rewrites the table between `<!-- bench:begin -->` and `<!-- bench:end -->` in the README
 without running anything again.
+
+`--isa avx2` runs every benchmark with the kernel libraries capped at AVX2
+(`benchutil.ISA_CAPS`): on an AVX-512 host, the kernels an AVX2-only CPU would run, ours and
+the original's alike (`make bench ISA=avx2`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import os
 import re
 import subprocess
 import sys
+
+from benchutil import ISA_CAPS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = {
@@ -95,11 +101,13 @@ def sample_lines(res: dict) -> list[dict]:
     return lines
 
 
-def run(name: str, extra: list[str]) -> list[dict]:
-    """Run one benchmark (its output streams through); its workload lines."""
+def run(name: str, extra: list[str], isa: str | None = None) -> list[dict]:
+    """Run one benchmark (its output streams through), under the `ISA_CAPS[isa]` environment
+    if given; its workload lines."""
     cmd = [sys.executable, os.path.join(HERE, BENCHES[name][0]), *BENCHES[name][1:], *extra]
-    print(f"$ {' '.join(cmd)}", flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    caps = ISA_CAPS[isa] if isa else {}
+    print(f"$ {' '.join([*(f'{k}={v}' for k, v in caps.items()), *cmd])}", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **caps})
     objects = []
     for line in proc.stdout:
         sys.stdout.write(line)
@@ -153,12 +161,14 @@ def table(lines: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def update_readme(path: str, text: str) -> None:
+def update_readme(path: str, text: str, block: str = "bench") -> None:
+    """Replace the text between `<!-- {block}:begin -->` and `<!-- {block}:end -->`."""
     with open(path) as f:
         readme = f.read()
-    pattern = re.compile(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)", re.S)
+    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
+    pattern = re.compile(f"({re.escape(begin)}\n).*?({re.escape(end)})", re.S)
     if not pattern.search(readme):
-        raise SystemExit(f"{path} has no <!-- bench:begin --> ... <!-- bench:end --> block")
+        raise SystemExit(f"{path} has no {begin} ... {end} block")
     with open(path, "w") as f:
         f.write(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), readme))
 
@@ -169,6 +179,11 @@ def main() -> None:
     parser.add_argument("--out", default="bench-results.jsonl", help="write the JSON lines here")
     parser.add_argument("--from", dest="from_file", help="read JSON lines instead of running")
     parser.add_argument("--update-readme", metavar="README", help="rewrite its benchmark table")
+    parser.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        help="cap the kernel libraries at this ISA (with --update-readme: its own table)",
+    )
     args, extra = parser.parse_known_args()
     if args.from_file:
         with open(args.from_file) as f:
@@ -176,12 +191,12 @@ def main() -> None:
     else:
         lines = []
         for name in args.only.split(","):
-            lines += run(name, extra if len(args.only.split(",")) == 1 else [])
+            lines += run(name, extra if len(args.only.split(",")) == 1 else [], args.isa)
         with open(args.out, "w") as f:
             f.writelines(json.dumps(ln) + "\n" for ln in lines)
     text = table(lines)
     if args.update_readme:
-        update_readme(args.update_readme, text)
+        update_readme(args.update_readme, text, f"bench-{args.isa}" if args.isa else "bench")
     print(text)
     for ln in lines:
         print(json.dumps(ln))
