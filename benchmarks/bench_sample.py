@@ -294,7 +294,7 @@ def main() -> None:
         lcond = torch.zeros(batch, 1, dtype=torch.long)
         fns = {}
         for fmt in LOW_PRECISION:  # what a user gets: fp32 where the format is slower here
-            used = gpt.to_low_precision(fmt).decode_weight_format or "fp32"
+            used = gpt.to_low_precision(fmt, rows=batch).decode_weight_format or "fp32"
             res[f"b{batch}_{fmt}_uses"] = used
             logger.info("%-40s %10s", f"b{batch}_{fmt}_uses", used)
             sample = lambda c=lcond: sample_tokens(gpt, c, STEPS, top_k=TOP_K)  # noqa: E731

@@ -417,11 +417,38 @@ def test_onednn_failure_falls_back(monkeypatch):
 
 def test_slower_format_falls_back_to_fp32(monkeypatch, caplog):
     gpt = make_gpt()
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes: (1.0, 2.0))
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes, rows: (1.0, 2.0))
     assert gpt.to_low_precision("bf16").decode_weight_format is None
     assert "slower than fp32" in caplog.text
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes: (2.0, 1.0))
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes, rows: (2.0, 1.0))
     assert gpt.to_low_precision("int8").decode_weight_format == "int8"
+
+
+def test_speed_probe_times_the_batch_it_will_decode(monkeypatch):
+    """A format faster at one row but slower at eight (AVX2 bf16) is kept at batch 1 only."""
+    seen = []
+
+    def probe(fmt, shapes, rows):
+        seen.append(rows)
+        return (2.0, 1.0) if rows == 1 else (1.0, 2.0)
+
+    monkeypatch.setattr("taming.transformer.gpt.format_speed", probe)
+    gpt = make_gpt()
+    assert gpt.to_low_precision("bf16").decode_weight_format == "bf16"
+    assert gpt.to_low_precision("bf16", rows=8).decode_weight_format is None
+    assert seen == [1, 8]
+
+
+def test_format_speed_times_the_given_rows(monkeypatch):
+    """`format_speed` feeds each Linear inputs of `rows` rows, in both formats."""
+    widths = []
+    real = cpu_matmul.DecodeLinear.__call__
+    monkeypatch.setattr(
+        cpu_matmul.DecodeLinear, "__call__", lambda self, x: widths.append(x.shape) or real(self, x)
+    )
+    t32, t_fmt = cpu_matmul.format_speed("int8", [(32, 64), (64, 32)], rows=8)
+    assert t32 > 0 and t_fmt > 0
+    assert set(widths) == {torch.Size([8, 64]), torch.Size([8, 32])}
 
 
 # ----------------------------------------------------------------------------- fixtures

@@ -157,19 +157,25 @@ def test_cfg_scale_one_cli_equals_plain(runs, tmp_path):
 def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch, fmt):
     from taming.transformer.gpt import GPT
 
-    formats = []
+    formats, probed_rows = [], []
     real = GPT.to_low_precision
     monkeypatch.setattr(
-        GPT, "to_low_precision", lambda self, fmt: formats.append(fmt) or real(self, fmt)
+        GPT,
+        "to_low_precision",
+        lambda self, fmt, rows=1: formats.append(fmt) or real(self, fmt, rows=rows),
     )
     speeds = {"fast": (2.0, 1.0), "slow": (1.0, 2.0)}  # (fp32 s, fmt s) of the speed probe
     probe = "fast"
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda f, shapes: speeds[probe])
+    monkeypatch.setattr(
+        "taming.transformer.gpt.format_speed",
+        lambda f, shapes, rows: probed_rows.append(rows) or speeds[probe],
+    )
     run = str(runs["uncond"])
     assert sample("-r", run, "-o", str(tmp_path), "-n", "2") == 0
     assert formats == []  # fp32 unless asked
     assert sample("-r", run, "-o", str(tmp_path / "a"), "-n", "2", "--decode-weights", fmt) == 0
     assert formats == [fmt]
+    assert probed_rows == [2]  # timed at the batch it decodes (2 images, default batch 25)
     folder = tmp_path / "a" / "samples" / f"top_k_250_temp_1.00_top_p_1.0_{fmt}" / str(STEP)
     assert len(pngs(folder)) == 2
     summary = json.loads((folder / "summary.json").read_text())

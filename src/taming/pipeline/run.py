@@ -81,8 +81,10 @@ class _Run:
             unsafe=opts.unsafe,
             device=self.device,
         )
-        if opts.decode_weights is not None:
-            self.model.transformer.to_low_precision(opts.decode_weights)
+        if opts.decode_weights is not None:  # timed at the rows each decode step will carry
+            rows = min(opts.batch_size, opts.num_samples or opts.batch_size)
+            rows *= 2 if opts.cfg_scale != 1.0 else 1
+            self.model.transformer.to_low_precision(opts.decode_weights, rows=rows)
         if opts.compile:
             try:
                 self.model.transformer.compile_decode()
