@@ -8,18 +8,21 @@ child prints `ru_maxrss`), so one side's allocations cannot inflate the other's 
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 
 __all__ = [
     "ISA_CAPS",
     "alternate",
+    "isa_env",
     "cpu_info",
     "loadavg_1m",
     "median",
@@ -54,6 +57,23 @@ ISA_CAPS = {
         "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
     }
 }
+
+
+def isa_env(isa: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` (default `os.environ`) with the `ISA_CAPS[isa]` caps set (and those of other
+    entries removed), and inductor's kernel cache moved to its own folder: with torch 2.13 the
+    cache is not keyed by the ISA, and kernels built under one ISA, reused under another,
+    returned NaN or crashed (see `taming.compiling`)."""
+    env = dict(os.environ if environ is None else environ)
+    for caps in ISA_CAPS.values():
+        for key in caps:
+            env.pop(key, None)
+    env.update(ISA_CAPS[isa])
+    base = env.get("TORCHINDUCTOR_CACHE_DIR") or os.path.join(
+        tempfile.gettempdir(), f"torchinductor_{getpass.getuser()}"
+    )
+    env["TORCHINDUCTOR_CACHE_DIR"] = f"{base}_{isa}"
+    return env
 
 
 def _capped_isa() -> str | None:

@@ -25,7 +25,7 @@ import re
 import subprocess
 import sys
 
-from benchutil import ISA_CAPS
+from benchutil import ISA_CAPS, isa_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHES = {
@@ -102,12 +102,13 @@ def sample_lines(res: dict) -> list[dict]:
 
 
 def run(name: str, extra: list[str], isa: str | None = None) -> list[dict]:
-    """Run one benchmark (its output streams through), under the `ISA_CAPS[isa]` environment
-    if given; its workload lines."""
+    """Run one benchmark (its output streams through), under `benchutil.isa_env(isa)` if
+    given; its workload lines."""
     cmd = [sys.executable, os.path.join(HERE, BENCHES[name][0]), *BENCHES[name][1:], *extra]
-    caps = ISA_CAPS[isa] if isa else {}
-    print(f"$ {' '.join([*(f'{k}={v}' for k, v in caps.items()), *cmd])}", flush=True)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, **caps})
+    env = isa_env(isa) if isa else dict(os.environ)
+    shown = [f"{k}={env[k]}" for k in ISA_CAPS[isa]] if isa else []
+    print(f"$ {' '.join([*shown, *cmd])}", flush=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     objects = []
     for line in proc.stdout:
         sys.stdout.write(line)

@@ -15,6 +15,7 @@ Models are small and random (GroupNorm affine parameters re-drawn so they matter
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -145,6 +146,11 @@ def test_compiled_decoder_matches_eager():
         out = compiled.decode(quant)
         ref = eager.decode(quant)
     assert rel(out, ref) < 1e-5
+    # the compiled decoder itself passed its first-call check (with inductor's AVX2 code it
+    # does not, and runs eagerly: tests/test_compiling.py)
+    if os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        assert not compiled.decoder.forward.failed
+    assert compiled.decoder.forward.checked  # later calls of this shape run compiled only
 
 
 def test_inference_conv_weights_follow_changes():

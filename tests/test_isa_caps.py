@@ -14,7 +14,6 @@ fbgemm's AVX-512 kernel without VNNI (Skylake-SP) has the same pair, so that is 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from benchutil import ISA_CAPS  # noqa: E402
+from benchutil import ISA_CAPS, isa_env  # noqa: E402
 
 CHILD = r"""
 import json, torch
@@ -78,7 +77,10 @@ SKYLAKE = {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "FBGEMM_ENABLE_INSTRUCTIONS": "A
 
 
 def _run_capped(script: str, caps: dict[str, str]) -> dict:
-    env = {**os.environ, **caps, "PYTHONPATH": str(ROOT / "src")}
+    env = isa_env("avx2")  # no caps of the parent's run left over, own inductor cache
+    for key in ISA_CAPS["avx2"]:
+        env.pop(key)
+    env.update(caps, PYTHONPATH=str(ROOT / "src"))
     proc = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )

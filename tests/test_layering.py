@@ -1,11 +1,12 @@
 """The package's layers, read from the source with `ast` (every import, lazy ones included).
 
 Bottom up (HELPERS.md / DESIGN.md): `modules`, `quantize`, `transformer`, `losses`, `data`,
-`compat` (and the small shared `config`, `images`, `schedules`) -> `autoencoder`, the cond
-stages -> token-level `sampling` -> the models that sample (`cond.net2net`, `cond.generation`)
-and `loading` -> the image-level `pipeline`, `metrics` -> `train` (the only Lightning user) ->
-`commands` / `cli`. Nothing imports upward; `sampling/` imports only `transformer/` of the
-package; nothing under `autoencoder/`, `quantize/`, `transformer/`, `cond/` imports Lightning.
+`compat` (and the small shared `config`, `images`, `schedules`, `compiling`) -> `autoencoder`,
+the cond stages -> token-level `sampling` -> the models that sample (`cond.net2net`,
+`cond.generation`) and `loading` -> the image-level `pipeline`, `metrics` -> `train` (the
+only Lightning user) -> `commands` / `cli`. Nothing imports upward; `sampling/` imports only
+`transformer/` of the package; nothing under `autoencoder/`, `quantize/`, `transformer/`,
+`cond/` imports Lightning.
 Modules not named here (packages added later) are not ranked.
 """
 
@@ -28,6 +29,7 @@ RANKS = {
     "taming.config": 0,
     "taming.images": 0,
     "taming.schedules": 0,
+    "taming.compiling": 0,  # checked torch.compile, shared by the codec and the GPT
     "taming.runref": 0,  # stage configs named by their run (config level)
     "taming.autoencoder": 1,
     "taming.cond.stages": 1,

@@ -17,13 +17,12 @@ Both change only speed and rounding, never the model's parameters' names or the 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 
 import torch
 from torch import nn
 
 from taming.autoencoder.encoder_decoder import Decoder, Encoder
+from taming.compiling import CheckedCompile, cpp_compiler
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +87,14 @@ def set_first_stage_dtype(model: nn.Module, dtype: str | None, force: bool = Fal
     return used
 
 
-def cpp_compiler() -> str | None:
-    """The C++ compiler inductor's CPU backend would use, or None."""
-    for name in (os.environ.get("CXX"), "g++", "c++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
 def compile_first_stage(model: nn.Module, **compile_kwargs) -> bool:
     """`torch.compile` every VQGAN encoder/decoder inside `model` in place; True if done.
 
     Nothing happens (False, with a warning) where inductor cannot build kernels: on CPU
-    without a C++ compiler. The first call per input shape pays the compile time.
+    without a C++ compiler. The first call per input shape pays the compile time, and also
+    runs the module eagerly once to check the compiled result (`compiling.CheckedCompile`:
+    where they disagree, the module runs eagerly from then on, with a warning). State-dict
+    keys do not change (the compiled function replaces the instance's `forward`).
     """
     modules = _codec_modules(model)
     if not modules:
@@ -110,7 +104,7 @@ def compile_first_stage(model: nn.Module, **compile_kwargs) -> bool:
         logger.warning("no C++ compiler found (g++/c++/clang++, or $CXX): --compile skipped")
         return False
     for m in modules:
-        m.compile(**compile_kwargs)
+        m.forward = CheckedCompile(m.forward, f"VQGAN {type(m).__name__}", **compile_kwargs)
     logger.info("compiled %d encoder/decoder modules (first call per shape compiles)", len(modules))
     return True
 

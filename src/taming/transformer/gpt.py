@@ -24,14 +24,13 @@ One implementation of the maths (`CausalSelfAttention`, `Block`), two ways to ru
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from taming.compiling import CheckedCompile, cpp_compiler
 from taming.transformer.block import Block, BlockProducts, CausalSelfAttention
 from taming.transformer.cpu_matmul import FORMATS, format_speed
 from taming.transformer.decode_weights import DecodeWeights
@@ -88,16 +87,6 @@ def gpt_checkpoint_filter(
                 f"n_unmasked={model.n_unmasked}; check the model config"
             )
     return out
-
-
-def cpp_compiler() -> str | None:
-    """Path of the C++ compiler inductor would use on CPU (`$CXX`, g++, clang++), or None."""
-    names = [os.environ["CXX"]] if os.environ.get("CXX") else []
-    for name in [*names, "g++", "clang++", "c++"]:
-        path = shutil.which(name)
-        if path is not None:
-            return path
-    return None
 
 
 def _attention_mask(
@@ -310,7 +299,9 @@ class GPT(nn.Module):
         The first and the last position of a cache run eager, so that one graph serves every
         other position (dynamo specialises position 0 and the view of the whole cache); the
         compilation (a minute or more for a large GPT on a laptop CPU) happens on the first
-        call. On CPU, inductor needs a C++ compiler: without one this raises a one-line
+        call, which also runs the step eagerly once to check it (`compiling.CheckedCompile`:
+        where they disagree, decoding stays eager, with a warning; both write the same cache
+        slot). On CPU, inductor needs a C++ compiler: without one this raises a one-line
         `RuntimeError` instead of failing in the middle of sampling.
         """
         if not enable:
@@ -321,7 +312,7 @@ class GPT(nn.Module):
                 "torch.compile on CPU needs a C++ compiler (g++ or clang++ on PATH, or $CXX); "
                 "install one or sample without compiling"
             )
-        self._compiled_step = torch.compile(self._one_token, dynamic=True)
+        self._compiled_step = CheckedCompile(self._one_token, "GPT decode step", dynamic=True)
         return self
 
     def _one_token(
