@@ -59,12 +59,12 @@ ISA_CAPS = {
 }
 
 
-def isa_env(isa: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """`environ` (default `os.environ`) with the `ISA_CAPS[isa]` caps set (and those of other
-    entries removed), and inductor's kernel cache moved to its own folder: with torch 2.13 the
-    cache is not keyed by the ISA, and kernels built under one ISA, reused under another,
-    returned NaN or crashed (see `taming.compiling`)."""
-    env = dict(os.environ if environ is None else environ)
+def isa_env(isa: str) -> dict[str, str]:
+    """`os.environ` with the `ISA_CAPS[isa]` caps set (and those of other entries removed),
+    and inductor's kernel cache moved to its own folder: with torch 2.13 the cache is not
+    keyed by the ISA, and kernels built under one ISA, reused under another, returned NaN or
+    crashed (see `taming.compiling`)."""
+    env = dict(os.environ)
     for caps in ISA_CAPS.values():
         for key in caps:
             env.pop(key, None)

@@ -21,6 +21,7 @@ import torch
 
 from taming import compiling
 from taming.compiling import CheckedCompile
+from test_isa_caps import _cpu_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,8 +137,7 @@ def test_kernels_cached_under_another_isa_are_caught(tmp_path):
     eager code, and the results are still right."""
     if compiling.cpp_compiler() is None:
         pytest.skip("no C++ compiler for inductor's CPU backend")
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if "avx512f" not in flags:
+    if "avx512f" not in _cpu_flags():
         pytest.skip("needs an AVX-512 CPU (native kernels other than the AVX2 ones)")
     env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
     env.update(PYTHONPATH=str(ROOT / "src"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"))

@@ -4,8 +4,9 @@ Compiled code can be wrong where eager code is right. One case seen here, with t
 inductor's on-disk kernel cache (`TORCHINDUCTOR_CACHE_DIR`, by default under /tmp) is not
 keyed by the vector ISA that `ATEN_CPU_CAPABILITY` selects. So kernels built in a run with
 AVX-512 code were reused in a run capped at AVX2: the compiled VQGAN decoder and the GPT
-decode step then returned NaN. The other way round, the decoder crashed (tests/test_compiling.py
-reproduces both orders). With a fresh cache the AVX2 code is right. A wrong image is worse
+decode step then returned NaN (tests/test_compiling.py reproduces this order). The other way
+round, the compiled decoder crashed the process, which no check can catch. With a fresh cache
+the AVX2 code is right. A wrong image is worse
 than a slow one. So `CheckedCompile` runs each new input signature (tensor shapes, dtypes,
 devices) both ways once. If the compiled result is not finite where eager's is, or is further
 than `rtol` from it (normwise), it warns once and uses the eager function from then on. Later
