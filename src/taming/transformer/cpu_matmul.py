@@ -302,6 +302,8 @@ class DecodeLinear:
 
     def _w8a8_matmul(self, x: Tensor) -> Tensor:
         if self._w8a8 is not None and not _tracing():
+            if x.dtype == torch.float32 and x.is_contiguous():  # the decode step's case
+                return torch.ops.quantized.linear_dynamic(x, self._w8a8, True)
             y = torch.ops.quantized.linear_dynamic(x.float().contiguous(), self._w8a8, True)
             return y.to(x.dtype)
         y = self._dequantised(fake_quant_activations(x.float()))
