@@ -6,6 +6,7 @@ import copy
 import math
 import os
 import pickle
+import time
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from taming.transformer import cpu_matmul
 from taming.transformer.cpu_matmul import quantize_int8
 from taming.transformer.gpt import GPT, gpt_checkpoint_filter, legacy_attn_mask
 from taming.transformer.kv_cache import KVCache
+from taming.transformer.step_speed import step_seconds
 
 FIXTURES = ("transformer_uncond", "transformer_class")
 
@@ -418,10 +420,10 @@ def test_onednn_failure_falls_back(monkeypatch):
 
 def test_slower_format_falls_back_to_fp32(monkeypatch, caplog):
     gpt = make_gpt()
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes, rows: (1.0, 2.0))
+    monkeypatch.setattr("taming.transformer.gpt.step_seconds", lambda gpt, fmt, rows: (1.0, 2.0))
     assert gpt.to_low_precision("bf16").decode_weight_format is None
     assert "slower than fp32" in caplog.text
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", lambda fmt, shapes, rows: (2.0, 1.0))
+    monkeypatch.setattr("taming.transformer.gpt.step_seconds", lambda gpt, fmt, rows: (2.0, 1.0))
     assert gpt.to_low_precision("int8").decode_weight_format == "int8"
 
 
@@ -429,15 +431,45 @@ def test_speed_probe_times_the_batch_it_will_decode(monkeypatch):
     """A format faster at one row but slower at eight (AVX2 bf16) is kept at batch 1 only."""
     seen = []
 
-    def probe(fmt, shapes, rows):
+    def probe(gpt, fmt, rows):
         seen.append(rows)
         return (2.0, 1.0) if rows == 1 else (1.0, 2.0)
 
-    monkeypatch.setattr("taming.transformer.gpt.format_speed", probe)
+    monkeypatch.setattr("taming.transformer.gpt.step_seconds", probe)
     gpt = make_gpt()
     assert gpt.to_low_precision("bf16").decode_weight_format == "bf16"
     assert gpt.to_low_precision("bf16", rows=8).decode_weight_format is None
     assert seen == [1, 8]
+
+
+def test_speed_probe_times_the_models_own_decode_step(monkeypatch):
+    """The probe runs `forward_cached` one token at a time at the given rows, in fp32 and the
+    format, and finds a format whose products are made slow (1 ms per int8 product, a sleep)
+    slower: fp32 is kept, the model's mode, format and compiled step are as before, and only
+    the chosen format's decode copies remain."""
+    gpt = make_gpt().train()
+    calls = []
+    real_forward = GPT.forward_cached
+    monkeypatch.setattr(
+        GPT,
+        "forward_cached",
+        lambda self, idx, pos, cache, **kw: (
+            calls.append((idx.shape, pos, self.training))
+            or real_forward(self, idx, pos, cache, **kw)
+        ),
+    )
+    real_int8 = cpu_matmul.DecodeLinear._int8
+    monkeypatch.setattr(
+        cpu_matmul.DecodeLinear, "_int8", lambda self, x: time.sleep(1e-3) or real_int8(self, x)
+    )
+    assert gpt.to_low_precision("int8", rows=3).decode_weight_format is None
+    assert gpt.training and gpt._compiled_step is None
+    assert {c[0] for c in calls} == {torch.Size([3, 1])} and not any(c[2] for c in calls)
+    assert {c[1] for c in calls} == set(range(6))
+    assert set(gpt._decode) == {None}  # the int8 copies are dropped, fp32 ones kept for use
+    t32, t8 = step_seconds(gpt.eval(), "int8", rows=1)
+    assert t8 > t32 + 9e-3 * 0.9  # the sleeps of one step: 2 layers x 4 products + the head
+    assert gpt.decode_weight_format is None
 
 
 def test_format_speed_times_the_given_rows(monkeypatch):

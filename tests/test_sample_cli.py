@@ -167,8 +167,8 @@ def test_low_precision_decode_weights_are_opt_in(runs, tmp_path, monkeypatch, fm
     speeds = {"fast": (2.0, 1.0), "slow": (1.0, 2.0)}  # (fp32 s, fmt s) of the speed probe
     probe = "fast"
     monkeypatch.setattr(
-        "taming.transformer.gpt.format_speed",
-        lambda f, shapes, rows: probed_rows.append(rows) or speeds[probe],
+        "taming.transformer.gpt.step_seconds",
+        lambda gpt, f, rows: probed_rows.append(rows) or speeds[probe],
     )
     run = str(runs["uncond"])
     assert sample("-r", run, "-o", str(tmp_path), "-n", "2") == 0

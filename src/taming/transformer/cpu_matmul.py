@@ -33,7 +33,8 @@ float32; every product accumulates in float32):
     the activation rounding adds error (see `fake_quant_activations`). Where fbgemm is missing
     (or under `torch.compile`) the same maths runs in float32 with dequantised operands.
 Whether a format is faster than float32 depends on the CPU (native bf16 dot products or not):
-`format_speed` measures it once per format and shape set.
+`GPT.to_low_precision` times the model's whole decode step (`step_speed`); `format_speed` times
+the products alone, to see how much of a step they are.
 
 Every private-op call (`torch.ops.mkldnn.*`, `aten._weight_int8pack_mm`) is tried once on a
 tiny input and falls back to the public ops when it fails.

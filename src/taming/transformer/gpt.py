@@ -24,7 +24,6 @@ One implementation of the maths (`CausalSelfAttention`, `Block`), two ways to ru
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -32,9 +31,15 @@ from torch import Tensor, nn
 
 from taming.compiling import CheckedCompile, cpp_compiler
 from taming.transformer.block import Block, BlockProducts, CausalSelfAttention
-from taming.transformer.cpu_matmul import FORMATS, format_speed
+from taming.transformer.cpu_matmul import FORMATS
 from taming.transformer.decode_weights import DecodeWeights
+from taming.transformer.gpt_checkpoint import (
+    DROP_KEY_SUFFIXES,
+    gpt_checkpoint_filter,
+    legacy_attn_mask,
+)
 from taming.transformer.kv_cache import KVCache
+from taming.transformer.step_speed import step_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -47,46 +52,6 @@ __all__ = [
     "gpt_checkpoint_filter",
     "legacy_attn_mask",
 ]
-
-# State-dict keys of the original GPT that this implementation does not register.
-DROP_KEY_SUFFIXES: tuple[str, ...] = (".attn.mask",)
-
-
-def legacy_attn_mask(block_size: int, n_unmasked: int = 0) -> Tensor:
-    """The `attn.mask` buffer the original stored: `tril(ones(T, T))` plus an all-ones
-    `n_unmasked x n_unmasked` top-left square, float32, shape `(1, 1, T, T)`."""
-    mask = torch.tril(torch.ones(block_size, block_size))
-    if n_unmasked > 0:
-        mask[:n_unmasked, :n_unmasked] = 1
-    return mask.view(1, 1, block_size, block_size)
-
-
-def gpt_checkpoint_filter(
-    state_dict: Mapping[str, Tensor], model: GPT | None = None
-) -> dict[str, Tensor]:
-    """Drop the original `blocks.N.attn.mask` buffers so the rest loads with `strict=True`.
-
-    Works on prefixed keys too (e.g. `transformer.blocks.0.attn.mask`).
-
-    Args:
-        state_dict: Original (or our) GPT state dict.
-        model: If given, every dropped mask is checked against the mask this model applies
-            (`block_size`, `n_unmasked`); a mismatch raises, as it would change the outputs.
-
-    Returns:
-        A new dict without the mask entries.
-    """
-    expected = None if model is None else legacy_attn_mask(model.block_size, model.n_unmasked)
-    out = {}
-    for key, value in state_dict.items():
-        if not key.endswith(DROP_KEY_SUFFIXES):
-            out[key] = value
-        elif expected is not None and not torch.equal(value.detach().float().cpu(), expected):
-            raise ValueError(
-                f"{key} differs from the causal mask of block_size={model.block_size}, "
-                f"n_unmasked={model.n_unmasked}; check the model config"
-            )
-    return out
 
 
 def _attention_mask(
@@ -250,10 +215,10 @@ class GPT(nn.Module):
 
         Args:
             fmt: The weight format.
-            only_if_faster: On CPU, time Linears of this model's shapes once in fp32 and in
-                `fmt` (`rows` rows; random weights; ~0.5 s for a 25M-parameter GPT) and keep
-                fp32 where `fmt` is not faster on this CPU (logged as a warning; native bf16
-                dot products or not decide it). `decode_weight_format` then says what is used.
+            only_if_faster: On CPU, time this model's one-token decode step in fp32 and in
+                `fmt` (`step_speed.step_seconds`: `rows` rows, ~50 steps, alternating) and
+                keep fp32 where `fmt` is not faster on this CPU (logged as a warning; native
+                bf16 dot products or not decide it). `decode_weight_format` says what is used.
             rows: The sequences that will be decoded together (the batch, doubled under
                 classifier-free guidance): a format can be faster at one row and slower at
                 eight (seen with AVX2 kernels: bf16 2.7 against 4.0 ms fp32 at one row, slower
@@ -262,26 +227,30 @@ class GPT(nn.Module):
         if fmt is not None and fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}; choose from {list(FORMATS)}")
         if fmt is not None and only_if_faster and self.head.weight.device.type == "cpu":
-            # every product of a decode step (q/k/v fused, as `BlockProducts`): the weights do
-            # not fit in the caches, as in decoding
-            shapes = [tuple(self.head.weight.shape)]
-            for block in self.blocks:
-                shapes += BlockProducts.shapes(block)
-            t32, t_fmt = format_speed(fmt, shapes, rows)
-            if t_fmt >= t32:
-                logger.warning(
-                    "%s decode weights are slower than fp32 on this CPU (%.2f vs %.2f ms for "
-                    "%d row(s) through every Linear); decoding in fp32",
-                    fmt, 1e3 * t_fmt, 1e3 * t32, rows,
-                )  # fmt: skip
-                fmt = None
-            else:
-                logger.info(
-                    "%s decode weights: %.2f vs %.2f ms fp32 (%d row(s))",
-                    fmt, 1e3 * t_fmt, 1e3 * t32, rows,
-                )  # fmt: skip
+            fmt = self._faster_format(fmt, rows)
         self.decode_weight_format = fmt
         return self
+
+    def _faster_format(self, fmt: str, rows: int) -> str | None:
+        """`fmt` where its decode step is faster than fp32's here, else None (a warning)."""
+        training, compiled = self.training, self._compiled_step
+        self.eval()
+        self._compiled_step = None  # time the eager step; do not compile while probing
+        try:
+            t32, t_fmt = step_seconds(self, fmt, rows)
+        finally:
+            self.train(training)
+            self._compiled_step = compiled
+        faster = t_fmt < t32
+        log = logger.info if faster else logger.warning
+        log(
+            "%s decode weights: %.2f vs %.2f ms fp32 per decode step (%d row(s))%s",
+            fmt, 1e3 * t_fmt, 1e3 * t32, rows, "" if faster else
+            "; slower than fp32 on this CPU, decoding in fp32",
+        )  # fmt: skip
+        chosen = fmt if faster else None
+        self._decode = {f: w for f, w in self._decode.items() if f == chosen}  # probe's copies
+        return chosen
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
