@@ -557,12 +557,3 @@ def test_compiled_decode_step_equals_eager(fmt):
     if fmt is None:
         torch.testing.assert_close(compiled, gpt(idx)[0].detach())
     assert pickle.loads(pickle.dumps(gpt))._compiled_step is None
-
-
-def test_block_product_shapes_are_those_of_the_products():
-    """The low-precision speed probe times `BlockProducts.shapes`: the products' own shapes."""
-    from taming.transformer.block import BlockProducts
-
-    block = make_gpt().blocks[0]
-    products = BlockProducts.of(block, None)
-    assert BlockProducts.shapes(block) == [tuple(p._weight.shape) for p in products]

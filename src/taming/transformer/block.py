@@ -185,13 +185,3 @@ class BlockProducts(NamedTuple):
             DecodeLinear([fc1.weight], [fc1.bias], fmt),
             DecodeLinear([fc2.weight], [fc2.bias], fmt),
         )
-
-    @staticmethod
-    def shapes(block: Block) -> list[tuple[int, int]]:
-        """The `(out, in)` weight shapes of `of(block, ...)`'s products, in field order."""
-        a, fc1, fc2 = block.attn, block.mlp[0], block.mlp[2]
-        qkv = (
-            a.query.out_features + a.key.out_features + a.value.out_features,
-            a.query.in_features,
-        )
-        return [qkv, tuple(a.proj.weight.shape), tuple(fc1.weight.shape), tuple(fc2.weight.shape)]
