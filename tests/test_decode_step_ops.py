@@ -34,7 +34,7 @@ def test_step_gelu_is_gelu_to_float32_rounding(approximate, shape):
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-6)
 
 
-def test_step_gelu_leaves_onednn_as_it_was(monkeypatch):
+def test_step_gelu_leaves_onednn_as_it_was():
     assert torch.backends.mkldnn.enabled
     step_gelu(torch.randn(1, 8))
     assert torch.backends.mkldnn.enabled
